@@ -1,0 +1,69 @@
+"""Checkpoints that describe themselves: the config that built the model and the class
+names travel with the weights. Written atomically (temp file + rename), read with
+`weights_only=True`, so loading one never runs code from it."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fpar_models.config import TrainConfig
+
+MODEL_FORMAT = "fpar-model/1"
+TRAINING_FORMAT = "fpar-training/1"
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def load(path: Path, expected_format: str) -> dict[str, Any]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # pickle errors, truncated files, foreign objects
+        raise ValueError(f"{path}: not a readable checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != expected_format:
+        raise ValueError(f"{path}: not an {expected_format} checkpoint")
+    return ckpt
+
+
+def model_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta: Any) -> dict[str, Any]:
+    return {"format": MODEL_FORMAT, "config": cfg.model_dump(mode="json"), "classes": list(classes),
+            "state_dict": model.state_dict(), **meta}
+
+
+def load_model(path: Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """A trained model ready for inference, and its checkpoint's metadata."""
+    from fpar_models.models import build_model
+
+    ckpt = load(Path(path), MODEL_FORMAT)
+    cfg = TrainConfig.model_validate(ckpt["config"])
+    # the weights come from the checkpoint: do not look for ImageNet files
+    model = build_model(cfg.model_copy(update={"pretrained": "none"}), len(ckpt["classes"]))
+    model.load_state_dict(ckpt.pop("state_dict"))
+    model.to(device).eval()
+    ckpt["config"] = cfg
+    return model, ckpt

@@ -1,0 +1,136 @@
+"""Frame sampling and the spatial transforms of Ego-RNN, torch-free (PIL + numpy) so
+the gateway can prepare uploaded frames exactly as the trainer prepared the validation
+set: one code path, no train/serve skew.
+
+One `Crop` is drawn per video and applied to its frames, motion maps and flows alike.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+SCALES = (1.0, 0.875, 0.75, 0.65625)
+POSITIONS = ("c", "tl", "tr", "bl", "br")
+RGB_MEAN = (0.485, 0.456, 0.406)
+RGB_STD = (0.229, 0.224, 0.225)
+FLOW_MEAN, FLOW_STD = 0.449, 0.226  # the RGB statistics averaged, as the reference does
+MAP_THRESHOLD = 0.4
+
+
+def uniform_indices(n: int, count: int) -> list[int]:
+    """`count` indices spread uniformly over n items: the centre of each of `count` equal
+    segments. Fewer items than asked for repeat, more are subsampled."""
+    if n < 1:
+        raise ValueError("no items to sample from")
+    return [min(n - 1, int((i + 0.5) * n / count)) for i in range(count)]
+
+
+def stack_starts(n: int, stack: int, count: int) -> list[int]:
+    """First index of `count` stacks of `stack` consecutive items spread over n items."""
+    last = max(0, n - stack)
+    if count == 1:
+        return [last // 2]
+    return [round(i * last / (count - 1)) for i in range(count)]
+
+
+def stack_indices(n: int, stack: int, start: int) -> list[int]:
+    return [min(n - 1, start + k) for k in range(stack)]
+
+
+def scaled_side(image_size: int) -> int:
+    """Ego-RNN scales the shorter side to 256 before cropping 224; keep that ratio."""
+    return round(image_size * 256 / 224)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square crop of the scaled image, resized to `size`, optionally mirrored."""
+    size: int
+    scale: float = 1.0
+    position: str = "c"
+    flip: bool = False
+
+    @classmethod
+    def random(cls, size: int, rng: random.Random) -> "Crop":
+        return cls(size, rng.choice(SCALES), rng.choice(POSITIONS), rng.random() < 0.5)
+
+    @classmethod
+    def center(cls, size: int) -> "Crop":
+        """Evaluation: a `size` crop from the middle of the scaled image, no resizing."""
+        return cls(size, scale=size / scaled_side(size))
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        side = max(1, int(min(width, height) * self.scale + 1e-6))
+        x = {"c": (width - side) // 2, "tl": 0, "bl": 0}.get(self.position, width - side)
+        y = {"c": (height - side) // 2, "tl": 0, "tr": 0}.get(self.position, height - side)
+        return x, y, x + side, y + side
+
+
+def scale_shorter(img: Image.Image, side: int) -> Image.Image:
+    w, h = img.size
+    if min(w, h) == side:
+        return img
+    if w <= h:
+        return img.resize((side, max(1, round(h * side / w))), Image.BILINEAR)
+    return img.resize((max(1, round(w * side / h)), side), Image.BILINEAR)
+
+
+def apply_crop(img: Image.Image, crop: Crop, *, invert_on_flip: bool = False) -> np.ndarray:
+    """Scaled image -> uint8 array (size, size[, C]). A mirrored x-flow changes sign,
+    which for flow stored around 128 means 255 - value."""
+    out = img.crop(crop.box(*img.size))
+    if out.size != (crop.size, crop.size):
+        out = out.resize((crop.size, crop.size), Image.BILINEAR)
+    arr = np.asarray(out)
+    if crop.flip:
+        arr = arr[:, ::-1]
+        if invert_on_flip:
+            arr = 255 - arr
+    return np.ascontiguousarray(arr)
+
+
+def load_image(path, mode: str) -> Image.Image:
+    """Decode fully (so truncated files fail here, naming the path) and convert."""
+    from fpar_models.data.gtea61 import DatasetError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert(mode)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise DatasetError(f"{path}: unreadable image ({e})") from None
+
+
+def resize_map(arr: np.ndarray, grid: int) -> np.ndarray:
+    """A cropped motion map (uint8) -> float grey levels in [0, 1] on the feature grid."""
+    img = Image.fromarray(arr).resize((grid, grid), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def prepare_frames(images: list[Image.Image], frames: int, image_size: int) -> np.ndarray:
+    """Inference input: sample `frames` uniformly, eval transform -> (T, S, S, 3) uint8."""
+    crop = Crop.center(image_size)
+    side = scaled_side(image_size)
+    picked = [images[i] for i in uniform_indices(len(images), frames)]
+    return np.stack([apply_crop(scale_shorter(im.convert("RGB"), side), crop) for im in picked])
+
+
+def prepare_flow(flow_x: list[Image.Image], flow_y: list[Image.Image], stack: int, stacks: int,
+                 image_size: int) -> np.ndarray:
+    """Inference input for flow models: `stacks` stacks of `stack` x/y pairs spread over
+    the video, eval transform -> (K, 2*stack, S, S) uint8, x and y interleaved."""
+    if len(flow_x) != len(flow_y):
+        raise ValueError("flow_x and flow_y must hold the same number of images")
+    crop = Crop.center(image_size)
+    side = scaled_side(image_size)
+    n = len(flow_x)
+
+    def plane(img: Image.Image) -> np.ndarray:
+        return apply_crop(scale_shorter(img.convert("L"), side), crop)
+
+    return np.stack([
+        np.stack([plane(images[i]) for i in stack_indices(n, stack, start) for images in (flow_x, flow_y)])
+        for start in stack_starts(n, stack, stacks)])

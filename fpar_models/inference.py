@@ -1,0 +1,67 @@
+"""Inference on a trained model: clips in (frames already sampled and cropped by
+`fpar_models.data.transforms.prepare_frames`), ranked actions out, CAMs on request.
+Several clips run as one batch; that is what the predict worker's batcher feeds."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpar_models import cam
+from fpar_models.checkpoint import load_model
+from fpar_models.data.dataset import normalize_flow, normalize_rgb
+from fpar_models.models import run_model
+from fpar_models.runtime import Runtime
+
+
+@dataclass
+class Clip:
+    rgb: np.ndarray | None = None   # (T, S, S, 3) uint8
+    flow: np.ndarray | None = None  # (K, 2*stack, S, S) uint8
+
+
+class Predictor:
+    def __init__(self, path: Path, runtime: Runtime | None = None):
+        self.runtime = runtime or Runtime.detect()
+        model, meta = load_model(path)
+        self.model = self.runtime.prepare(model).eval()
+        self.config = meta["config"]
+        self.classes: list[str] = meta["classes"]
+        self.best_val_acc = meta.get("best_val_acc")
+
+    @property
+    def needs_rgb(self) -> bool:
+        return self.config.uses_rgb
+
+    @property
+    def needs_flow(self) -> bool:
+        return self.config.uses_flow
+
+    @torch.inference_mode()
+    def predict(self, clips: list[Clip], *, top_k: int = 5, explain: bool = False) -> list[dict]:
+        """One batched forward pass; one answer per clip, in order."""
+        device = self.runtime.device
+        batch = {}
+        if self.needs_rgb:
+            rgb = torch.from_numpy(np.stack([c.rgb for c in clips])).permute(0, 1, 4, 2, 3)
+            batch["rgb"] = normalize_rgb(rgb.to(device))
+        if self.needs_flow:
+            batch["flow"] = normalize_flow(torch.from_numpy(np.stack([c.flow for c in clips])).to(device))
+        with self.runtime.autocast():
+            out = run_model(self.model, batch, heads=False)
+        probs = torch.softmax(out.logits.float(), 1).cpu()
+        k = min(top_k, len(self.classes))
+        values, indices = probs.topk(k, 1)
+        answers = []
+        for i, clip in enumerate(clips):
+            ranked = [{"label": self.classes[j], "index": int(j), "probability": float(p)}
+                      for p, j in zip(values[i], indices[i])]
+            answer = {"top_k": ranked}
+            if explain and out.cam is not None:
+                answer["cams"] = [base64.b64encode(cam.to_png(img)).decode()
+                                  for img in cam.overlays(clip.rgb, out.cam[i])]
+            answers.append(answer)
+        return answers

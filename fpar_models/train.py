@@ -1,0 +1,253 @@
+"""The two-stage trainer. Readable top to bottom: data, model, then per stage the
+parameters it trains, the optimiser over exactly those, epochs of train + validate,
+the best weights kept and a resumable checkpoint written after every epoch.
+
+    python -m fpar_models.train --config CFG.json --data-dir DIR --out OUT
+
+Fixed relative to the reference code: the scheduler steps once per epoch, after it;
+the optimiser holds exactly the parameters the stage unfreezes; frozen BatchNorm
+stays in eval mode; class ids do not depend on which users are loaded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fpar_models import checkpoint
+from fpar_models.config import StageConfig, TrainConfig, resolve_config
+from fpar_models.data.dataset import ClipDataset, ImageCache, normalize_batch
+from fpar_models.data.gtea61 import class_names, scan
+from fpar_models.evaluate import EpochStats, evaluate, run_and_score
+from fpar_models.models import build_model, motion_map_grid, run_model
+from fpar_models.runtime import Runtime
+
+LAST, MODEL, METRICS = "last.pt", "model.pt", "metrics.json"
+
+
+class Cancelled(Exception):
+    """Raised between batches when the cancel check says so."""
+
+
+@dataclass
+class Callbacks:
+    on_progress: Callable[[dict[str, Any]], None] = lambda progress: None
+    on_epoch: Callable[[dict[str, Any]], None] = lambda row: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    best_val_acc: float
+    history: list[dict[str, Any]]
+    classes: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], runtime: Runtime):
+    grid = motion_map_grid(cfg)
+    streams = dict(rgb=cfg.uses_rgb, maps=grid is not None, flow=cfg.uses_flow)
+    common = dict(image_size=cfg.image_size, frames=cfg.frames, rgb=cfg.uses_rgb, map_grid=grid,
+                  flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
+                  eval_stacks=cfg.model.eval_stacks, seed=cfg.seed, cache=ImageCache(runtime.cache_bytes))
+    train_set = ClipDataset(scan(root, cfg.train_users, classes=classes, **streams), train=True, **common)
+    val_set = ClipDataset(scan(root, cfg.val_users, classes=classes, **streams), train=False, **common)
+    loader = dict(num_workers=cfg.num_workers, pin_memory=runtime.device.type == "cuda",
+                  persistent_workers=False)
+    train = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, **loader)
+    val = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, **loader)
+    return train, val
+
+
+def configure_stage(model: nn.Module, stage: StageConfig) -> tuple[list[dict], list[nn.Module]]:
+    """Freeze everything, unfreeze the stage's parts. Returns the optimiser's parameter
+    groups (each parameter once) and the modules that train in train mode."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    parts = model.parts()
+    groups, seen, train_modules = [], set(), []
+    for name in stage.train:
+        part = parts[name]
+        params = [p for p in part.params if id(p) not in seen]
+        seen.update(id(p) for p in params)
+        for p in params:
+            p.requires_grad_(True)
+        if params:
+            groups.append({"params": params, "lr": stage.part_lr.get(name, stage.lr), "name": name})
+        train_modules += part.modules
+    return groups, train_modules
+
+
+def make_optimizer(stage: StageConfig, groups: list[dict]):
+    if stage.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
+    else:
+        opt = torch.optim.Adam(groups, lr=stage.lr, weight_decay=stage.weight_decay, eps=stage.eps)
+    if stage.schedule == "exponential":
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=stage.gamma)
+    else:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=stage.milestones, gamma=stage.gamma)
+    return opt, sched
+
+
+def set_train_mode(model: nn.Module, train_modules: list[nn.Module]) -> None:
+    model.eval()  # frozen BatchNorm keeps its running statistics, dropout of frozen parts is off
+    for m in train_modules:
+        m.train()
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, loader, runtime: Runtime, max_batches: int = 16) -> None:
+    """Estimate BatchNorm statistics on training clips. Only for randomly initialised
+    backbones: a frozen BN with its initial statistics (0, 1) normalises nothing, and
+    the unnormalised activations of a frozen random ResNet saturate the ConvLSTM."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches seen
+        m.train()
+    for i, batch in enumerate(loader):
+        if i == max_batches:
+            break
+        run_model(model, normalize_batch(batch, runtime.device), heads=False)
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+
+
+def load_streams(model: nn.Module, cfg: TrainConfig, classes: list[str],
+                 resolve: Callable[[str], Path]) -> list[str]:
+    """Two-stream starting points: trained RGB and flow models. Returns warnings."""
+    warnings = []
+    for ref, stream, arch in ((cfg.model.rgb_model, model.rgb, "egornn"),
+                              (cfg.model.flow_model, model.flow, "flow")):
+        if not ref:
+            warnings.append(f"no trained {arch} model given: the {arch} stream starts from the "
+                            f"backbone's initial ({cfg.pretrained}) weights")
+            continue
+        ckpt = checkpoint.load(resolve(ref), checkpoint.MODEL_FORMAT)
+        if ckpt["config"]["model"]["arch"] != arch or ckpt["classes"] != classes:
+            raise ValueError(f"model {ref} is not an {arch} model trained on these classes")
+        state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("heads.")}
+        stream.load_state_dict(state)
+    return warnings
+
+
+def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbacks | None = None,
+          runtime: Runtime | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
+    cb = callbacks or Callbacks()
+    rt = runtime or Runtime.detect()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(data_dir) / cfg.dataset
+    classes = class_names(root)
+    train_loader, val_loader = make_loaders(cfg, root, classes, rt)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, len(classes), weights_dir=rt.weights_dir)
+    warnings = load_streams(model, cfg, classes, resolve_model) if cfg.model.arch == "two-stream" else []
+    model = rt.prepare(model)
+    alphas = {h.kind: h.alpha for h in cfg.model.heads}
+
+    state = {"stage": 0, "epoch": 0, "best": -1.0, "history": []}
+    resume = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT) if (out_dir / LAST).exists() else None
+    if resume:
+        model.load_state_dict(resume["model"])
+        state = resume["state"]
+    elif cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
+        calibrate_batchnorm(model, train_loader, rt)
+    total_epochs = sum(s.epochs for s in cfg.stages)
+    for s_idx in range(state["stage"], len(cfg.stages)):
+        stage = cfg.stages[s_idx]
+        fresh = resume is None or resume["state"]["stage"] != s_idx
+        if fresh and s_idx > 0:  # stage 2 starts from stage 1's best weights
+            model.load_state_dict(checkpoint.load(out_dir / f"stage{s_idx}_best.pt", checkpoint.TRAINING_FORMAT)["model"])
+        groups, train_modules = configure_stage(model, stage)
+        optimizer, scheduler = make_optimizer(stage, groups)
+        if not fresh:
+            optimizer.load_state_dict(resume["optimizer"])
+            scheduler.load_state_dict(resume["scheduler"])
+        else:
+            state.update(stage=s_idx, epoch=0, best=-1.0)
+        heads = "heads" in stage.train
+        done_before = sum(s.epochs for s in cfg.stages[:s_idx])
+        for epoch in range(state["epoch"], stage.epochs):
+            global_epoch = done_before + epoch
+            seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
+            train_loader.dataset.set_epoch(global_epoch)
+            set_train_mode(model, train_modules)
+            stats = EpochStats()
+            n_batches = len(train_loader)
+            for i, batch in enumerate(train_loader):
+                if cb.should_stop():
+                    raise Cancelled()
+                batch = normalize_batch(batch, rt.device)
+                with rt.autocast():
+                    loss, out = run_and_score(model, batch, alphas, heads=heads)
+                optimizer.zero_grad(set_to_none=True)
+                rt.backward(loss, optimizer)
+                stats.add(out, batch, loss)
+                cb.on_progress({"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1,
+                                "epochs": stage.epochs,
+                                "fraction": (global_epoch + (i + 1) / n_batches) / total_epochs})
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            val = evaluate(model, val_loader, rt, alphas, heads=heads)
+            row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr}
+            state["history"].append(row)
+            if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
+                state["best"] = row["val_acc"]
+                checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
+                                        "val_acc": row["val_acc"]}, out_dir / f"stage{s_idx + 1}_best.pt")
+            state["epoch"] = epoch + 1
+            checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                    "state": state}, out_dir / LAST)
+            cb.on_epoch(row)
+        resume = None
+    return finish(model, cfg, classes, state, out_dir, warnings)
+
+
+def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, out_dir: Path,
+           warnings: list[str]) -> TrainResult:
+    """The final model is the best of the last stage, as in the papers."""
+    last_stage = len(cfg.stages)
+    best = checkpoint.load(out_dir / f"stage{last_stage}_best.pt", checkpoint.TRAINING_FORMAT)
+    model.load_state_dict(best["model"])
+    model_path = out_dir / MODEL
+    checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"]),
+                           model_path)
+    metrics = {"best_val_acc": best["val_acc"], "classes": classes, "history": state["history"],
+               "warnings": warnings}
+    checkpoint.write_json_atomic(metrics, out_dir / METRICS)
+    return TrainResult(model_path, best["val_acc"], state["history"], classes, warnings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train an FPAR model from a TrainConfig JSON file.")
+    parser.add_argument("--config", type=Path, required=True, help="preset + overrides, as POST /train takes")
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding the dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoints and metrics.json go here")
+    args = parser.parse_args(argv)
+    cfg = resolve_config(json.loads(args.config.read_text()))
+    log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
+    result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log))
+    print(f"best_val_acc={result.best_val_acc:.4f} model={result.model_path}")
+
+
+if __name__ == "__main__":
+    main()
