@@ -100,7 +100,7 @@ class ModelConfig(BaseModel):
     flow_model: str | None = Field(None, description="two-stream: trained flow model id or checkpoint")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ModelConfig":
+    def _consistent(self) -> ModelConfig:
         kinds = [h.kind for h in self.heads]
         if self.heads and self.arch != "egornn":
             raise _conflict("ModelConfig", ("heads",),
@@ -140,7 +140,7 @@ class StageConfig(BaseModel):
         return ms
 
     @model_validator(mode="after")
-    def _lr_for_trained_parts(self) -> "StageConfig":
+    def _lr_for_trained_parts(self) -> StageConfig:
         untrained = sorted(set(self.part_lr) - set(self.train))
         if untrained:
             raise _conflict("StageConfig", ("part_lr",),
@@ -206,7 +206,7 @@ class TrainConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TrainConfig":
+    def _consistent(self) -> TrainConfig:
         if set(self.train_users) & set(self.val_users):
             raise _conflict("TrainConfig", ("val_users",), "train_users and val_users must not "
                             "overlap", self.val_users)
@@ -231,6 +231,15 @@ class TrainConfig(BaseModel):
             raise _conflict("TrainConfig", ("frames",), "dynamic_filter needs frames >= 2 (it "
                             "predicts the next frame)", self.frames)
         return self
+
+    def start_warnings(self) -> list[str]:
+        """What a user should know before the run starts (shown on the job)."""
+        if self.model.arch != "two-stream":
+            return []
+        return [f"no trained {arch} model given ({field}): the {arch} stream starts from the "
+                f"backbone's initial ({self.pretrained}) weights"
+                for field, arch in (("model.rgb_model", "egornn"), ("model.flow_model", "flow"))
+                if not getattr(self.model, field.split(".")[1])]
 
     @property
     def uses_flow(self) -> bool:

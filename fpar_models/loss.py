@@ -6,7 +6,7 @@ head outputs raw logits laid out as (N, 2, g, g), so cross-entropy applies the o
 softmax; and targets are reshaped to that same layout, never reinterpreted."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

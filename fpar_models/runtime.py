@@ -20,7 +20,7 @@ class Runtime:
     scaler: torch.amp.GradScaler | None = None
 
     @classmethod
-    def detect(cls, device: str | None = None) -> "Runtime":
+    def detect(cls, device: str | None = None) -> Runtime:
         """FPAR_DEVICE (cpu, cuda, cuda:1) or the first GPU when there is one."""
         name = device or os.environ.get("FPAR_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         dev = torch.device(name)

@@ -14,9 +14,10 @@ import argparse
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,23 +134,41 @@ def calibrate_batchnorm(model: nn.Module, loader, runtime: Runtime, max_batches:
 def load_streams(model: nn.Module, cfg: TrainConfig, classes: list[str],
                  resolve: Callable[[str], Path]) -> list[str]:
     """Two-stream starting points: trained RGB and flow models. Returns warnings."""
-    warnings = []
     for ref, stream, arch in ((cfg.model.rgb_model, model.rgb, "egornn"),
                               (cfg.model.flow_model, model.flow, "flow")):
         if not ref:
-            warnings.append(f"no trained {arch} model given: the {arch} stream starts from the "
-                            f"backbone's initial ({cfg.pretrained}) weights")
             continue
         ckpt = checkpoint.load(resolve(ref), checkpoint.MODEL_FORMAT)
         if ckpt["config"]["model"]["arch"] != arch or ckpt["classes"] != classes:
             raise ValueError(f"model {ref} is not an {arch} model trained on these classes")
         state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("heads.")}
         stream.load_state_dict(state)
-    return warnings
+    return cfg.start_warnings()
+
+
+def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[str, float], *, heads: bool,
+                should_stop: Callable[[], bool], progress: Callable[[float], None]) -> EpochStats:
+    stats = EpochStats()
+    for i, batch in enumerate(loader):
+        if should_stop():
+            raise Cancelled()
+        batch = normalize_batch(batch, rt.device)
+        with rt.autocast():
+            loss, scored = run_and_score(model, batch, alphas, heads=heads)
+        optimizer.zero_grad(set_to_none=True)
+        rt.backward(loss, optimizer)
+        stats.add(scored, batch, loss)
+        progress((i + 1) / len(loader))
+    return stats
+
+
+def stage_best(out_dir: Path, stage_number: int) -> Path:
+    return out_dir / f"stage{stage_number}_best.pt"
 
 
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbacks | None = None,
           runtime: Runtime | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
+    """Run (or resume, when out_dir holds a checkpoint) every stage of cfg."""
     cb = callbacks or Callbacks()
     rt = runtime or Runtime.detect()
     out_dir = Path(out_dir)
@@ -175,45 +194,35 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
         stage = cfg.stages[s_idx]
         fresh = resume is None or resume["state"]["stage"] != s_idx
         if fresh and s_idx > 0:  # stage 2 starts from stage 1's best weights
-            model.load_state_dict(checkpoint.load(out_dir / f"stage{s_idx}_best.pt", checkpoint.TRAINING_FORMAT)["model"])
+            best = checkpoint.load(stage_best(out_dir, s_idx), checkpoint.TRAINING_FORMAT)
+            model.load_state_dict(best["model"])
         groups, train_modules = configure_stage(model, stage)
         optimizer, scheduler = make_optimizer(stage, groups)
-        if not fresh:
+        if fresh:
+            state.update(stage=s_idx, epoch=0, best=-1.0)
+        else:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
-        else:
-            state.update(stage=s_idx, epoch=0, best=-1.0)
-        heads = "heads" in stage.train
         done_before = sum(s.epochs for s in cfg.stages[:s_idx])
         for epoch in range(state["epoch"], stage.epochs):
             global_epoch = done_before + epoch
             seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
             train_loader.dataset.set_epoch(global_epoch)
             set_train_mode(model, train_modules)
-            stats = EpochStats()
-            n_batches = len(train_loader)
-            for i, batch in enumerate(train_loader):
-                if cb.should_stop():
-                    raise Cancelled()
-                batch = normalize_batch(batch, rt.device)
-                with rt.autocast():
-                    loss, out = run_and_score(model, batch, alphas, heads=heads)
-                optimizer.zero_grad(set_to_none=True)
-                rt.backward(loss, optimizer)
-                stats.add(out, batch, loss)
-                cb.on_progress({"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1,
-                                "epochs": stage.epochs,
-                                "fraction": (global_epoch + (i + 1) / n_batches) / total_epochs})
+            where = {"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.epochs}
+            stats = train_epoch(model, train_loader, optimizer, rt, alphas, heads="heads" in stage.train,
+                                should_stop=cb.should_stop, progress=lambda f, w=where, g=global_epoch: cb.on_progress(
+                                    {**w, "fraction": (g + f) / total_epochs}))
             lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            val = evaluate(model, val_loader, rt, alphas, heads=heads)
+            scheduler.step()  # once per epoch, after it
+            val = evaluate(model, val_loader, rt, alphas, heads="heads" in stage.train)
             row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr}
             state["history"].append(row)
+            state["epoch"] = epoch + 1
             if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
                 state["best"] = row["val_acc"]
                 checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
-                                        "val_acc": row["val_acc"]}, out_dir / f"stage{s_idx + 1}_best.pt")
-            state["epoch"] = epoch + 1
+                                        "val_acc": row["val_acc"]}, stage_best(out_dir, s_idx + 1))
             checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                     "state": state}, out_dir / LAST)
@@ -225,8 +234,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
 def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, out_dir: Path,
            warnings: list[str]) -> TrainResult:
     """The final model is the best of the last stage, as in the papers."""
-    last_stage = len(cfg.stages)
-    best = checkpoint.load(out_dir / f"stage{last_stage}_best.pt", checkpoint.TRAINING_FORMAT)
+    best = checkpoint.load(stage_best(out_dir, len(cfg.stages)), checkpoint.TRAINING_FORMAT)
     model.load_state_dict(best["model"])
     model_path = out_dir / MODEL
     checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"]),

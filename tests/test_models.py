@@ -3,7 +3,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import resnet34
 
-from conftest import small_config
 from fpar_models.models import build_model, run_model
 from fpar_models.models.attention import CamAttention
 from fpar_models.models.backbone import ResNet34Features
@@ -11,6 +10,8 @@ from fpar_models.models.convlstm import ConvLSTMCell
 from fpar_models.models.flow import FlowResNet
 from fpar_models.models.heads import OrderPrediction
 from fpar_models.presets import PRESETS
+
+from model_helpers import small_config
 
 B, T, S, CLASSES = 2, 4, 64, 6
 

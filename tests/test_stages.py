@@ -3,10 +3,11 @@ everything else stays put, frozen BatchNorm included (eval mode, statistics inta
 import pytest
 import torch
 
-from conftest import small_config
 from fpar_models.loss import compute_loss
 from fpar_models.models import build_model, run_model
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode
+
+from model_helpers import small_config
 
 CASES = [("egornn-attention", 0), ("egornn-attention", 1), ("convlstm", 1), ("ms-classification", 1),
          ("ms-order", 1), ("static-dynamic", 1), ("dynamic-filter", 1), ("feedback", 1), ("flow", 0),

@@ -9,12 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SMALL, small_config
 from fpar_models import checkpoint
 from fpar_models.checkpoint import load_model
 from fpar_models.data.transforms import prepare_frames
 from fpar_models.inference import Clip, Predictor
 from fpar_models.train import LAST, Callbacks, Cancelled, train
+
+from model_helpers import SMALL, small_config
 
 ROW_KEYS = {"stage", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
 

@@ -12,9 +12,21 @@ import torch
 from PIL import Image
 
 from fpar_models.data.gtea61 import Video
-from fpar_models.data.transforms import (FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD, Crop, apply_crop,
-                                         load_image, resize_map, scale_shorter, scaled_side,
-                                         stack_indices, stack_starts, uniform_indices)
+from fpar_models.data.transforms import (
+    FLOW_MEAN,
+    FLOW_STD,
+    RGB_MEAN,
+    RGB_STD,
+    Crop,
+    apply_crop,
+    load_image,
+    resize_map,
+    scale_shorter,
+    scaled_side,
+    stack_indices,
+    stack_starts,
+    uniform_indices,
+)
 
 
 class ImageCache:

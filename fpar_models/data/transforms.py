@@ -54,11 +54,11 @@ class Crop:
     flip: bool = False
 
     @classmethod
-    def random(cls, size: int, rng: random.Random) -> "Crop":
+    def random(cls, size: int, rng: random.Random) -> Crop:
         return cls(size, rng.choice(SCALES), rng.choice(POSITIONS), rng.random() < 0.5)
 
     @classmethod
-    def center(cls, size: int) -> "Crop":
+    def center(cls, size: int) -> Crop:
         """Evaluation: a `size` crop from the middle of the scaled image, no resizing."""
         return cls(size, scale=size / scaled_side(size))
 
@@ -110,12 +110,14 @@ def resize_map(arr: np.ndarray, grid: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
+def eval_view(img: Image.Image, image_size: int, mode: str = "RGB") -> np.ndarray:
+    """The evaluation transform of one image: scale the shorter side, centre crop."""
+    return apply_crop(scale_shorter(img.convert(mode), scaled_side(image_size)), Crop.center(image_size))
+
+
 def prepare_frames(images: list[Image.Image], frames: int, image_size: int) -> np.ndarray:
     """Inference input: sample `frames` uniformly, eval transform -> (T, S, S, 3) uint8."""
-    crop = Crop.center(image_size)
-    side = scaled_side(image_size)
-    picked = [images[i] for i in uniform_indices(len(images), frames)]
-    return np.stack([apply_crop(scale_shorter(im.convert("RGB"), side), crop) for im in picked])
+    return np.stack([eval_view(images[i], image_size) for i in uniform_indices(len(images), frames)])
 
 
 def prepare_flow(flow_x: list[Image.Image], flow_y: list[Image.Image], stack: int, stacks: int,
@@ -124,13 +126,8 @@ def prepare_flow(flow_x: list[Image.Image], flow_y: list[Image.Image], stack: in
     the video, eval transform -> (K, 2*stack, S, S) uint8, x and y interleaved."""
     if len(flow_x) != len(flow_y):
         raise ValueError("flow_x and flow_y must hold the same number of images")
-    crop = Crop.center(image_size)
-    side = scaled_side(image_size)
     n = len(flow_x)
-
-    def plane(img: Image.Image) -> np.ndarray:
-        return apply_crop(scale_shorter(img.convert("L"), side), crop)
-
     return np.stack([
-        np.stack([plane(images[i]) for i in stack_indices(n, stack, start) for images in (flow_x, flow_y)])
+        np.stack([eval_view(images[i], image_size, "L")
+                  for i in stack_indices(n, stack, start) for images in (flow_x, flow_y)])
         for start in stack_starts(n, stack, stacks)])

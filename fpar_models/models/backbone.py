@@ -7,8 +7,8 @@ BN + residual + ReLU (what the CAM is computed on) and before that BN and ReLU
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -4,8 +4,8 @@ computed in one place, `fpar_models.loss`."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

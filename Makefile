@@ -1,0 +1,38 @@
+# The two commands: `make up` (the whole stack) and `make test` (every test).
+SHELL := /bin/bash
+PY := .venv/bin/python
+HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+STAMP := .venv/.installed-$(HASH)
+
+.PHONY: install up test test-unit test-api bench bench-predict bench-train compose-check clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
+	@./scripts/bootstrap.sh
+
+up: install  ## gateway + workers (+ a private Redis unless REDIS_URL is set), Ctrl-C stops all
+	$(PY) -m launcher
+
+test: install  ## unit tests, then the API tests against real processes
+	$(PY) -m pytest tests api_tests
+
+test-unit: install
+	$(PY) -m pytest tests
+
+test-api: install
+	$(PY) -m pytest api_tests
+
+bench: bench-models bench-predict bench-train
+
+bench-models: install
+	$(PY) -m benchmarks.bench_models
+
+bench-predict: install
+	$(PY) -m benchmarks.bench_predict
+
+bench-train: install
+	$(PY) -m benchmarks.bench_train
+
+clean:
+	rm -rf .run .pytest_cache

@@ -1,0 +1,44 @@
+"""The real stack for black-box tests: a private redis-server on a free port, real
+Celery worker processes (one per queue, as `make up` runs them) and uvicorn, on a
+small synthetic dataset. Tests talk HTTP only, and every wait has a deadline."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from fpar_models.data import synthetic
+from launcher import Stack, free_port
+
+from stack_helpers import assert_nothing_left_running, tiny_train, wait_for
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    synthetic.generate(root / "data" / "synthetic", videos_per_class=1)
+    s = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run", log_dir=root / "logs",
+              env={"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_PREDICT_TTL_S": "600"})
+    s.start(timeout_s=90)
+    yield s
+    try:
+        assert_nothing_left_running(s)
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack):
+    with httpx.Client(base_url=stack.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def trained(client) -> dict:
+    """One small model trained through the API; the job once it succeeded."""
+    r = client.post("/train", json=tiny_train())
+    assert r.status_code == 202, r.text
+    job = wait_for(client, r.json()["id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+

@@ -1,0 +1,48 @@
+"""Shared helpers of the API tests: request bodies, polling with deadlines, frames."""
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from launcher import Stack
+
+TINY = {"dataset": "synthetic", "pretrained": "none", "image_size": 64, "frames": 4, "batch_size": 6,
+        "model": {"mem_size": 64}}
+
+
+def tiny_train(preset: str = "egornn-attention", epochs: tuple[int, ...] = (1, 1), **extra) -> dict:
+    """A training request at test size: one entry in `epochs` per stage of the preset."""
+    return {"preset": preset, **TINY, "stages": [{"epochs": e} for e in epochs], **extra}
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses=("succeeded", "failed", "cancelled"),
+             timeout_s: float = 180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s} s: {job}")
+        time.sleep(0.2)
+
+
+def frames_of(stack: Stack, user="S2", action="lift_cup", video="1", count=None) -> list:
+    folder = stack.data_dir / "synthetic" / "processed_frames2" / user / action / video / "rgb"
+    paths = sorted(folder.glob("*.png"))[:count]
+    return [("frames", (p.name, p.read_bytes(), "image/png")) for p in paths]
+
+
+def assert_nothing_left_running(s: Stack) -> None:
+    with httpx.Client(base_url=s.url, timeout=10) as c:
+        for job in c.get("/jobs", params={"status": "running", "limit": 500}).json()["jobs"]:
+            c.post(f"/jobs/{job['id']}/cancel")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            active = [j["id"] for status in ("running", "queued")
+                      for j in c.get("/jobs", params={"status": status}).json()["jobs"]]
+            if not active:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"jobs still active when the suite ended: {active}")

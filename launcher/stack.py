@@ -1,0 +1,167 @@
+"""The whole stack as local processes: Redis (unless REDIS_URL points at one), the
+Celery workers and the gateway. `make up` runs it in the foreground and the API tests
+start it per session; both get restarts of processes that die, and a clean stop."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger("fpar.stack")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Worker:
+    name: str
+    queues: str  # "train", "predict" or "train,predict"
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    model_dir: Path
+    port: int = 8000
+    redis_url: str | None = None           # None: start a private redis-server
+    run_dir: Path = field(default_factory=lambda: ROOT / ".run")
+    workers: list[Worker] = field(default_factory=lambda: [Worker("train", "train"), Worker("predict", "predict")])
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None            # None: children write to this terminal
+    embedded_redis: bool = False
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def child_env(self) -> dict[str, str]:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+               "FPAR_DATA_DIR": str(self.data_dir), "FPAR_MODEL_DIR": str(self.model_dir),
+               "FPAR_PORT": str(self.port), "REDIS_URL": self.redis_url or "", **self.env}
+        return env
+
+    # -- processes --------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        out = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")
+        # own process group: Ctrl-C goes to the launcher, which stops children in order
+        self.procs[name] = subprocess.Popen(argv, env=self.child_env(), cwd=ROOT, stdout=out,
+                                            stderr=subprocess.STDOUT if out else None,
+                                            start_new_session=True)
+
+    def _redis_argv(self) -> list[str]:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise SystemExit("no redis-server on PATH: install Redis, or set REDIS_URL to a running one")
+        folder = self.run_dir / "redis"
+        folder.mkdir(parents=True, exist_ok=True)
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
+        return [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes"]
+
+    def _worker_argv(self, w: Worker) -> list[str]:
+        return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
+                "--queues", w.queues, "--hostname", f"{w.name}@%h", "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle"]
+
+    def _gateway_argv(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0",
+                "--port", str(self.port), "--log-level", "warning"]
+
+    def specs(self) -> dict[str, list[str]]:
+        specs = {}
+        if self.embedded_redis:
+            specs["redis"] = self._redis_argv()
+        for w in self.workers:
+            specs[f"worker-{w.name}"] = self._worker_argv(w)
+        specs["gateway"] = self._gateway_argv()
+        return specs
+
+    def start(self, timeout_s: float = 60) -> Stack:
+        self.embedded_redis = not self.redis_url
+        if self.embedded_redis:
+            self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        for name, argv in self.specs().items():
+            self._spawn(name, argv)
+            if name == "redis":
+                self._wait_redis(timeout_s)
+        self.wait_ready(timeout_s)
+        return self
+
+    def _wait_redis(self, timeout_s: float) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis did not start on {self.redis_url}")
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until GET /readyz says Redis is up and every worker has sent a heartbeat."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"{self.url}/readyz", timeout=2)
+                if r.status_code == 200 and len(r.json()["workers"]) >= len(self.workers):
+                    return
+            except httpx.HTTPError:
+                pass
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode} while starting")
+            time.sleep(0.2)
+        raise RuntimeError(f"the stack was not ready within {timeout_s} s")
+
+    def supervise_once(self) -> None:
+        """Restart whatever died (compose's `restart: unless-stopped`, locally)."""
+        specs = self.specs()
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is not None:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                log.warning("%s exited with %s; restarting (#%d)", name, proc.returncode, self.restarts[name])
+                self._spawn(name, specs[name])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        os.killpg(self.procs[name].pid, sig)
+        self.procs[name].wait(timeout=30)
+
+    def stop(self) -> None:
+        """Gateway first, then workers (warm shutdown), Redis last."""
+        order = sorted(self.procs, key=lambda n: {"gateway": 0, "redis": 2}.get(n, 1))
+        for name in order:
+            proc = self.procs[name]
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=20)
+                except ProcessLookupError:
+                    pass
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.procs.clear()

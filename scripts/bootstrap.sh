@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates the Python environment in .venv with everything the project needs.
+#
+# The environment (5 GB: torch is a CUDA build) is built once per set of requirements in
+# a cache outside the clone (FPAR_VENV_CACHE, default ~/.cache/fpar-serve) and .venv
+# links to it, so fresh clones and CI runs reuse it. A real .venv directory made by
+# hand is respected and installed into instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+
+if [ -d .venv ] && [ ! -L .venv ]; then
+  target=.venv
+else
+  cache=${FPAR_VENV_CACHE:-$HOME/.cache/fpar-serve}
+  target="$cache/venv-$hash"
+  mkdir -p "$cache"
+fi
+
+install() {
+  if [ ! -x "$target/bin/python" ]; then
+    "$PYTHON" -m venv "$target"
+  fi
+  "$target/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+  touch "$target/.installed-$hash"
+}
+
+if [ ! -f "$target/.installed-$hash" ]; then
+  echo "installing the environment into $target (first time only) ..."
+  # one installer at a time per cache folder (parallel CI runs share it)
+  exec 9>"$target.lock"
+  flock 9
+  [ -f "$target/.installed-$hash" ] || install
+fi
+[ "$target" = .venv ] || ln -sfn "$target" .venv

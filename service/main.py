@@ -1,0 +1,57 @@
+"""The gateway: validates, stores the job, queues a task by name, answers at once.
+It runs no model and keeps no job state in memory.
+
+    uvicorn service.main:app --port 8000
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from fpar_models.config import TrainConfig
+from service import errors
+from service.deps import require_api_key
+from service.jobs import JobStore
+from service.metrics import Metrics, MetricsMiddleware
+from service.queue import TaskQueue
+from service.routes import health, jobs, models, predict, train
+from service.settings import Settings, get_settings
+from service.uploads import BodyLimit
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="fpar-serve", version="0.1.0",
+                  description="Train and serve First Person Action Recognition models (Ego-RNN family).")
+    app.state.settings = settings
+    app.state.store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s)
+    app.state.queue = TaskQueue(settings.redis_url)
+    app.state.metrics = Metrics(app.state.store)
+    errors.install(app)
+    app.include_router(health.router)
+    secured = [Depends(require_api_key)]
+    for router in (train.router, predict.router, jobs.router, models.router):
+        app.include_router(router, dependencies=secured)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The train body is a preset plus overrides of TrainConfig: document it as TrainConfig."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        body = TrainConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["TrainRequest"] = body
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app = create_app()

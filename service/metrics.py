@@ -1,0 +1,69 @@
+"""Prometheus metrics: request counts and latencies by route, and at scrape time the
+queue depths, jobs by kind and state, and live workers, read from Redis."""
+from __future__ import annotations
+
+import time
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.jobs import JobStore
+from service.queue import TASKS
+
+
+class StoreCollector:
+    def __init__(self, store: JobStore):
+        self.store = store
+
+    def collect(self):
+        depth = GaugeMetricFamily("fpar_queue_depth", "messages waiting in each Celery queue", labels=["queue"])
+        jobs = GaugeMetricFamily("fpar_jobs", "jobs by kind and state", labels=["kind", "status"])
+        workers = GaugeMetricFamily("fpar_workers_alive", "workers that sent a heartbeat recently")
+        try:
+            for queue in TASKS:
+                depth.add_metric([queue], self.store.r.llen(queue))
+            for (kind, status), n in self.store.counts().items():
+                jobs.add_metric([kind, status], n)
+            workers.add_metric([], len(self.store.workers()))
+        except redis.RedisError:
+            return  # Redis down: the request metrics still get scraped
+        yield from (depth, jobs, workers)
+
+
+class Metrics:
+    def __init__(self, store: JobStore):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("fpar_http_requests_total", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("fpar_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "route"], registry=self.registry,
+                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.registry.register(StoreCollector(store))
+
+
+class MetricsMiddleware:
+    """Counts and times every request, labelled by route template (not raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_and_record(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], label, str(status["code"])).inc()
+            self.metrics.latency.labels(scope["method"], label).observe(time.perf_counter() - start)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from fastapi import Response
+
+from service.errors import Problem
+from service.jobs import JobStore
+from service.schemas import JobOut
+from service.settings import Settings
+
+
+def job_response(store: JobStore, job_id: str, response: Response) -> JobOut:
+    response.headers["Location"] = f"/jobs/{job_id}"
+    return JobOut.from_record(store.get(job_id))
+
+
+def check_queue_room(store: JobStore, settings: Settings, kind: str) -> None:
+    """With FPAR_QUEUE_LIMIT set, refuse work beyond it rather than queue without bound."""
+    if settings.queue_limit and store.queued_count(kind) >= settings.queue_limit:
+        raise Problem(429, f"the {kind} queue is full ({settings.queue_limit} jobs waiting); retry later",
+                      kind="queue-full", headers={"Retry-After": "2" if kind == "predict" else "30"})

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from service.deps import StoreDep
+from service.errors import Problem, field_error
+from service.schemas import JobList, JobOut
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/jobs", response_model=JobList, summary="Jobs, newest first")
+def list_jobs(store: StoreDep, kind: Literal["train", "predict"] | None = None,
+              status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> JobList:
+    before = None
+    if cursor is not None:
+        try:
+            before = float(cursor)
+        except ValueError:
+            raise field_error(["query", "cursor"], "not a cursor returned by this endpoint") from None
+    jobs, more = store.list(kind=kind, status=status, limit=limit, before=before)
+    return JobList(jobs=[JobOut.from_record(j) for j in jobs], next=repr(more) if more is not None else None)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="One job: status, progress, metrics, result")
+def get_job(job_id: str, store: StoreDep) -> JobOut:
+    job = store.get(job_id)
+    if job is None:
+        raise Problem(404, f"job '{job_id}' not found (predict jobs expire)", kind="unknown-job")
+    return JobOut.from_record(job)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, status_code=202,
+             summary="Cancel: queued jobs at once, running ones at their next batch")
+def cancel_job(job_id: str, store: StoreDep) -> JobOut:
+    outcome = store.cancel(job_id)
+    if outcome == "missing":
+        raise Problem(404, f"job '{job_id}' not found", kind="unknown-job")
+    if outcome not in ("stopped", "requested"):
+        raise Problem(409, f"job '{job_id}' already {outcome}", kind="wrong-state")
+    return JobOut.from_record(store.get(job_id))

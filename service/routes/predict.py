@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from service import uploads
+from service.deps import QueueDep, SettingsDep, StoreDep
+from service.errors import Problem, field_error
+from service.jobs import TERMINAL, new_id
+from service.routes.common import check_queue_room, job_response
+from service.schemas import JobOut
+
+router = APIRouter(tags=["jobs"])
+
+
+
+@router.post("/predict", status_code=202, response_model=JobOut,
+             responses={200: {"model": JobOut, "description": "the job finished within `wait`"}},
+             summary="Queue a prediction on frames (images in temporal order) or one video")
+def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: QueueDep,
+            frames: Annotated[list[UploadFile] | None, File(description="PNG/JPEG frames, in temporal order")] = None,
+            video: Annotated[UploadFile | None, File(description="one video file")] = None,
+            flow_x: Annotated[list[UploadFile] | None, File(description="flow models: x-flow images")] = None,
+            flow_y: Annotated[list[UploadFile] | None, File(description="flow models: y-flow images")] = None,
+            model: Annotated[str | None, Form(description="model id; default: the newest")] = None,
+            top_k: Annotated[int, Form(ge=1, le=100)] = 5,
+            explain: Annotated[bool, Form(description="return a CAM overlay per frame")] = False,
+            wait: Annotated[float, Form(ge=0, description="seconds to wait for the answer")] = 0) -> JobOut:
+    if wait > settings.max_wait_s:
+        raise field_error(["wait"], f"at most {settings.max_wait_s:g} seconds")
+    meta = store.get_model(model) if model else store.newest_model()
+    if meta is None:
+        raise Problem(404, f"model '{model}' not found" if model else "no trained model yet: POST /train first",
+                      kind="unknown-model", errors=[{"loc": ["model"], "msg": "not found"}])
+    arrays = prepare_inputs(meta, frames or [], video, flow_x or [], flow_y or [], explain, settings.max_frames)
+    check_queue_room(store, settings, "predict")
+    job_id = new_id("predict")
+    store.put_frames(job_id, uploads.pack(arrays))
+    store.create("predict", {"model": meta["id"], "top_k": top_k, "explain": explain}, job_id=job_id)
+    queue.send("predict", job_id)
+    if wait and store.wait_done(job_id, wait):
+        job = store.get(job_id, metrics=False)
+        if job and job["status"] in TERMINAL:
+            response.status_code = 200
+    return job_response(store, job_id, response)
+
+
+def _read(files: list[UploadFile]) -> list[tuple[str | None, bytes]]:
+    return [(f.filename, f.file.read()) for f in files]
+
+
+def prepare_inputs(meta: dict[str, Any], frames: list[UploadFile], video: UploadFile | None,
+                   flow_x: list[UploadFile], flow_y: list[UploadFile], explain: bool,
+                   max_frames: int) -> dict[str, Any]:
+    inputs, t, size = meta["inputs"], meta["frames"], meta["image_size"]
+    for field, files in (("frames", frames), ("flow_x", flow_x), ("flow_y", flow_y)):
+        if len(files) > max_frames:
+            raise field_error([field], f"{len(files)} files; at most {max_frames} (FPAR_MAX_FRAMES)")
+    arrays = {}
+    if "rgb" in inputs:
+        if frames and video:
+            raise field_error(["video"], "send frames or a video, not both")
+        if frames:
+            arrays["rgb"] = uploads.rgb_from_images(_read(frames), t, size)
+        elif video:
+            arrays["rgb"] = uploads.rgb_from_video(video.file, t, size, max_frames)
+        else:
+            raise field_error(["frames"], "no frames: send one or more images as `frames`, or a `video`")
+    elif explain:
+        raise field_error(["explain"], f"model '{meta['id']}' sees only optical flow: no CAM to show")
+    if "flow" in inputs:
+        if not flow_x or not flow_y:
+            raise field_error(["flow_x" if not flow_x else "flow_y"],
+                              f"model '{meta['id']}' needs flow images: send `flow_x` and `flow_y`")
+        arrays["flow"] = uploads.flow_from_images(_read(flow_x), _read(flow_y), meta["stack_size"],
+                                                  meta["eval_stacks"], size)
+    return arrays

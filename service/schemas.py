@@ -1,0 +1,69 @@
+"""What the API returns, for the OpenAPI document and response validation."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from fpar_models.config import TrainConfig
+from service.jobs import iso
+
+
+class Progress(BaseModel):
+    stage: int
+    stages: int
+    epoch: int
+    epochs: int
+    fraction: float = Field(ge=0, le=1)
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: Literal["train", "predict"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    progress: Progress | None = None
+    metrics: list[dict[str, Any]] | None = Field(None, description="one row per epoch (train jobs)")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    warnings: list[str] = []
+    request: dict[str, Any] | None = Field(None, description="the resolved config, or predict options")
+
+    @classmethod
+    def from_record(cls, job: dict[str, Any]) -> JobOut:
+        return cls(id=job["id"], kind=job["kind"], status=job["status"], created_at=iso(job["created_at"]),
+                   started_at=iso(job.get("started_at")), finished_at=iso(job.get("finished_at")),
+                   attempts=int(job.get("attempts") or 0), progress=job.get("progress"),
+                   metrics=job.get("metrics"), result=job.get("result"), error=job.get("error"),
+                   warnings=job.get("warnings") or [], request=job.get("request"))
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next: str | None = Field(None, description="pass as `cursor` for the next (older) page")
+
+
+class ModelOut(BaseModel):
+    id: str
+    arch: str
+    preset: str | None
+    classes: list[str]
+    best_val_acc: float
+    job_id: str
+    created_at: str
+    frames: int
+    image_size: int
+    inputs: list[str] = Field(description="what /predict needs: frames ('rgb') and/or flow images")
+
+    @classmethod
+    def from_record(cls, m: dict[str, Any]) -> ModelOut:
+        return cls(**{**m, "created_at": iso(m["created_at"])})
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    config: TrainConfig

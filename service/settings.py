@@ -1,0 +1,49 @@
+"""Every setting of the gateway and the workers, from the environment (FPAR_*, REDIS_URL)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FPAR_", extra="ignore")
+
+    port: int = Field(8000, description="gateway port")
+    data_dir: Path = Field(Path("data"), description="datasets live here; train requests name a folder in it")
+    model_dir: Path = Field(Path("models"), description="trained models and training checkpoints")
+    weights_dir: Path | None = Field(None, description="folder with ResNet-34 ImageNet weights")
+    redis_url: str = Field("redis://127.0.0.1:6379/0",
+                           validation_alias=AliasChoices("REDIS_URL", "FPAR_REDIS_URL"))
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys")
+    max_upload_mb: float = Field(64, gt=0, description="largest /predict request body")
+    max_frames: int = Field(1024, ge=1, description="most frames (images or decoded video) per request")
+    predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
+    max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
+    queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")
+    heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long is requeued")
+    max_attempts: int = Field(3, ge=1, description="runs of a job whose worker keeps dying before it fails")
+    model_cache: int = Field(4, ge=1, description="models a predict worker keeps loaded")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):
+            return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * (1 << 20))
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.model_dir / "runs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""The Celery app of the workers: `train` and `predict` queues, one task at a time per
+process, acked late. Run one process per GPU (CPU works too), with the solo pool so
+the process that touches CUDA is never forked (and DataLoader workers may fork from it):
+
+    celery -A worker.app worker --pool solo --queues train,predict -n gpu0@%h
+
+Besides its tasks every worker runs two threads: a heartbeat (GET /readyz looks for
+it) and the reaper, which requeues jobs whose worker went silent, or fails them after
+FPAR_MAX_ATTEMPTS runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from celery.signals import worker_ready, worker_shutdown
+
+from service.jobs import JobStore
+from service.queue import TaskQueue, make_celery
+from service.settings import get_settings
+
+log = logging.getLogger("fpar.worker")
+settings = get_settings()
+app = make_celery(settings.redis_url)
+store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s)
+_stop = threading.Event()
+WORKER = {"name": f"{socket.gethostname()}:{os.getpid()}", "queues": []}
+
+
+def _every(seconds: float, fn) -> None:
+    def loop():
+        while not _stop.wait(seconds):
+            try:
+                fn()
+            except Exception:  # Redis restarting, say: try again next round
+                log.warning("background %s failed", fn.__name__, exc_info=True)
+    threading.Thread(target=loop, name=fn.__name__, daemon=True).start()
+
+
+def beat() -> None:
+    store.worker_alive(WORKER["name"], {"name": WORKER["name"], "queues": WORKER["queues"],
+                                        "pid": os.getpid(), "seen": time.time()})
+
+
+def reap() -> None:
+    queue = TaskQueue(settings.redis_url)
+    for job_id in store.running_ids():
+        outcome = store.reap(job_id, settings.heartbeat_timeout_s, settings.max_attempts)
+        if outcome == "requeued":
+            kind = "train" if job_id.startswith("tr_") else "predict"
+            log.warning("job %s lost its worker: requeued", job_id)
+            queue.send(kind, job_id)
+        elif outcome == "failed":
+            log.warning("job %s lost its worker too often: failed", job_id)
+
+
+@worker_ready.connect
+def _started(sender=None, **_) -> None:
+    WORKER["name"] = f"{sender.hostname}:{os.getpid()}" if sender is not None else WORKER["name"]
+    WORKER["queues"] = sorted(app.amqp.queues.consume_from or [])
+    beat()
+    _every(5, beat)
+    _every(5, reap)
+    if "predict" in WORKER["queues"]:
+        from worker.tasks import MODELS
+        MODELS.preload()
+
+
+@worker_shutdown.connect
+def _stopping(**_) -> None:
+    _stop.set()
+
+
+import worker.tasks  # noqa: E402,F401  (registers the tasks)

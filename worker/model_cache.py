@@ -1,0 +1,50 @@
+"""Trained models kept loaded, a few per process, least recently used out first."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from fpar_models.inference import Predictor
+from fpar_models.runtime import Runtime
+from service.jobs import JobStore
+from service.settings import Settings
+
+log = logging.getLogger("fpar.worker")
+
+
+class ModelCache:
+    def __init__(self, store: JobStore, settings: Settings, runtime: Runtime | None = None):
+        self.store, self.settings = store, settings
+        self._runtime = runtime
+        self._models: OrderedDict[str, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:  # created in the process that runs models, never before a fork
+            self._runtime = Runtime.detect()
+        return self._runtime
+
+    def get(self, model_id: str) -> Predictor:
+        with self._lock:
+            if model_id in self._models:
+                self._models.move_to_end(model_id)
+                return self._models[model_id]
+            meta = self.store.get_model(model_id)
+            if meta is None:
+                raise KeyError(f"model '{model_id}' is not registered")
+            predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime)
+            self._models[model_id] = predictor
+            while len(self._models) > self.settings.model_cache:
+                evicted, _ = self._models.popitem(last=False)
+                log.info("model %s evicted from the cache", evicted)
+            return predictor
+
+    def preload(self) -> None:
+        """Load the newest models at start, so the first request is not the slow one."""
+        for meta in reversed(self.store.models(limit=self.settings.model_cache)):
+            try:
+                self.get(meta["id"])
+            except Exception:
+                log.warning("could not preload model %s", meta["id"], exc_info=True)

@@ -1,0 +1,144 @@
+"""The two tasks. Each first claims its job atomically (queued -> running, or a running
+job whose worker died), so a redelivered or duplicated message never runs a job twice
+at once, and a cancelled job never starts."""
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from fpar_models import checkpoint
+from fpar_models.config import TrainConfig
+from fpar_models.data.gtea61 import DatasetError
+from fpar_models.inference import Clip
+from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, train
+from worker.app import WORKER, app, settings, store
+from worker.model_cache import ModelCache
+
+log = logging.getLogger("fpar.worker")
+MODELS = ModelCache(store, settings)
+HEARTBEAT_S = 5.0
+
+
+@contextmanager
+def running(job_id: str):
+    """Keeps the job's heartbeat fresh while it runs, so the reaper leaves it alone."""
+    done = threading.Event()
+
+    def beat():
+        while not done.wait(HEARTBEAT_S):
+            try:
+                store.heartbeat(job_id)
+            except Exception:
+                log.warning("heartbeat for %s failed", job_id, exc_info=True)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def claimed(job_id: str) -> bool:
+    outcome = store.claim(job_id, WORKER["name"], settings.heartbeat_timeout_s)
+    if outcome != "ok":
+        log.info("job %s not run: %s", job_id, outcome)
+    return outcome == "ok"
+
+
+def failure(exc: Exception) -> dict:
+    if isinstance(exc, DatasetError):
+        return {"type": "dataset_error", "message": str(exc)}
+    if isinstance(exc, (ValueError, FileNotFoundError, KeyError)):
+        return {"type": "invalid_input", "message": str(exc).strip("'\"")}
+    return {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+
+
+@app.task(name="fpar.train")
+def train_job(job_id: str) -> None:
+    if not claimed(job_id):
+        return
+    job = store.get(job_id, metrics=False)
+    cfg = TrainConfig.model_validate(job["request"])
+    out = settings.runs_dir / job_id
+    if (out / LAST).exists():  # a rerun after a lost worker resumes from its last epoch
+        history = checkpoint.load(out / LAST, checkpoint.TRAINING_FORMAT)["state"]["history"]
+        store.reset_metrics(job_id, history)
+        log.info("job %s resumes after epoch %d", job_id, len(history))
+    last_progress = [0.0]
+
+    def progress(p: dict) -> None:
+        now = time.monotonic()
+        if now - last_progress[0] > 0.5 or p["fraction"] >= 1:
+            last_progress[0] = now
+            store.set_progress(job_id, p)
+
+    callbacks = Callbacks(on_progress=progress, on_epoch=lambda row: store.add_metrics(job_id, row),
+                          should_stop=lambda: store.cancel_requested(job_id))
+    with running(job_id):
+        try:
+            result = train(cfg, settings.data_dir, out, callbacks=callbacks, runtime=MODELS.runtime,
+                           resolve_model=model_path)
+            model_id = register(job_id, cfg, out, result.best_val_acc, result.classes)
+        except Cancelled:
+            store.finish(job_id, "cancelled")
+            return
+        except Exception as e:
+            log.exception("training job %s failed", job_id)
+            store.finish(job_id, "failed", error=failure(e))
+            return
+    store.finish(job_id, "succeeded", result={"model": model_id, "best_val_acc": result.best_val_acc})
+    shutil.rmtree(out, ignore_errors=True)  # checkpoints served their purpose; the model is registered
+
+
+def model_path(ref: str) -> Path:
+    meta = store.get_model(ref)
+    if meta is None:
+        raise KeyError(f"model '{ref}' is not registered")
+    return settings.model_dir / meta["path"]
+
+
+def register(job_id: str, cfg: TrainConfig, out: Path, best_val_acc: float, classes: list[str]) -> str:
+    """Move the trained model into the model store and list it in Redis (idempotent)."""
+    model_id = f"m_{job_id[3:]}"
+    folder = settings.model_dir / model_id
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{MODEL}.tmp"
+    shutil.copyfile(out / MODEL, tmp)
+    tmp.replace(folder / MODEL)
+    shutil.copyfile(out / METRICS, folder / METRICS)
+    inputs = [name for name, used in (("rgb", cfg.uses_rgb), ("flow", cfg.uses_flow)) if used]
+    store.add_model({"id": model_id, "arch": cfg.model.arch, "preset": cfg.preset, "classes": classes,
+                     "best_val_acc": best_val_acc, "job_id": job_id, "created_at": time.time(),
+                     "frames": cfg.frames, "image_size": cfg.image_size, "stack_size": cfg.model.stack_size,
+                     "eval_stacks": cfg.model.eval_stacks, "inputs": inputs,
+                     "path": f"{model_id}/{MODEL}", "config": cfg.model_dump(mode="json")})
+    return model_id
+
+
+@app.task(name="fpar.predict")
+def predict_job(job_id: str) -> None:
+    if not claimed(job_id):
+        return
+    try:
+        job = store.get(job_id, metrics=False)
+        options = job["request"]
+        data = store.get_frames(job_id)
+        if data is None:
+            raise ValueError("the uploaded frames expired before a worker got to them")
+        arrays = np.load(io.BytesIO(data), allow_pickle=False)
+        clip = Clip(rgb=arrays["rgb"] if "rgb" in arrays else None,
+                    flow=arrays["flow"] if "flow" in arrays else None)
+        predictor = MODELS.get(options["model"])
+        [answer] = predictor.predict([clip], top_k=options["top_k"], explain=options["explain"])
+    except Exception as e:
+        log.exception("predict job %s failed", job_id)
+        store.finish(job_id, "failed", error=failure(e))
+        return
+    store.finish(job_id, "succeeded", result={"model": options["model"], **answer})
