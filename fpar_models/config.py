@@ -176,7 +176,7 @@ class TrainConfig(BaseModel):
     train_users: list[str] = Field(default_factory=lambda: ["S1", "S3", "S4"], min_length=1, max_length=64)
     val_users: list[str] = Field(default_factory=lambda: ["S2"], min_length=1, max_length=64)
     frames: int = Field(16, ge=1, le=64, description="frames sampled uniformly per clip")
-    image_size: int = Field(224, ge=32, le=512, description="crop side in pixels, a multiple of 32")
+    image_size: int = Field(224, ge=32, le=512, description="crop side in pixels (224 in the papers)")
     batch_size: int = Field(32, ge=1, le=512)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     pretrained: Literal["imagenet", "none"] = Field(
@@ -197,13 +197,6 @@ class TrainConfig(BaseModel):
             if not _NAME.match(u):
                 raise ValueError(f"'{u}' is not a user folder name")
         return users
-
-    @field_validator("image_size")
-    @classmethod
-    def _multiple_of_32(cls, v: int) -> int:
-        if v % 32:
-            raise ValueError("image_size must be a multiple of 32 (ResNet-34 downsamples by 32)")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

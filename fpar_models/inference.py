@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from fpar_models import cam
 from fpar_models.checkpoint import load_model
 from fpar_models.data.dataset import normalize_flow, normalize_rgb
+from fpar_models.data.transforms import prepare_frames
 from fpar_models.models import run_model
 from fpar_models.runtime import Runtime
 
@@ -39,6 +41,12 @@ class Predictor:
     @property
     def needs_flow(self) -> bool:
         return self.config.uses_flow
+
+    def predict_frames(self, frames: list, *, top_k: int = 5, explain: bool = False) -> dict:
+        """Frames (PIL images or paths) of any size and count, in temporal order -> answer."""
+        images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
+        clip = Clip(rgb=prepare_frames(images, self.config.frames, self.config.image_size))
+        return self.predict([clip], top_k=top_k, explain=explain)[0]
 
     @torch.inference_mode()
     def predict(self, clips: list[Clip], *, top_k: int = 5, explain: bool = False) -> list[dict]:

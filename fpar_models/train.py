@@ -250,10 +250,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, required=True, help="preset + overrides, as POST /train takes")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding the dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="checkpoints and metrics.json go here")
+    parser.add_argument("--model-dir", type=Path, default=Path("models"),
+                        help="two-stream: where model ids in the config are looked up (MODEL_DIR/ID/model.pt)")
     args = parser.parse_args(argv)
     cfg = resolve_config(json.loads(args.config.read_text()))
+
+    def resolve(ref: str) -> Path:
+        return Path(ref) if Path(ref).is_file() else args.model_dir / ref / MODEL
+
     log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
-    result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log))
+    result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log), resolve_model=resolve)
     print(f"best_val_acc={result.best_val_acc:.4f} model={result.model_path}")
 
 

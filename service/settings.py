@@ -20,7 +20,7 @@ class Settings(BaseSettings):
                            validation_alias=AliasChoices("REDIS_URL", "FPAR_REDIS_URL"))
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys")
     max_upload_mb: float = Field(64, gt=0, description="largest /predict request body")
-    max_frames: int = Field(1024, ge=1, description="most frames (images or decoded video) per request")
+    max_frames: int = Field(512, ge=1, le=1000, description="most frames (images or decoded video) per request")
     predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
     max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
     queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")

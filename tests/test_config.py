@@ -61,7 +61,7 @@ def _error_locations(request):
 
 @pytest.mark.parametrize("request_body, loc", [
     ({"frames": 0}, ("frames",)),
-    ({"image_size": 100}, ("image_size",)),
+    ({"image_size": 16}, ("image_size",)),
     ({"batch_size": -1}, ("batch_size",)),
     ({"stages": [{"lr": 0}]}, ("stages", 0, "lr")),
     ({"stages": [{"milestones": [50, 10]}]}, ("stages", 0, "milestones")),

@@ -148,3 +148,15 @@ def test_feedback_starts_as_identity():
     x = batch_for(plain)
     with torch.no_grad():
         assert torch.allclose(run_model(a, x).logits, run_model(b, x).logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [96, 112])
+def test_sizes_that_are_not_multiples_of_32(size):
+    """112 px gives a 4 x 4 grid (ResNet rounds up): heads must agree with the backbone."""
+    cfg = small_config("ms-order", image_size=size, model={"heads": [
+        {"kind": "motion_segmentation", "attach": "layer3"}, {"kind": "order_prediction"}]})
+    grid = -(-size // 16)
+    batch = {"rgb": torch.randn(1, 4, 3, size, size)}
+    out = run_model(build_model(cfg, CLASSES), batch)
+    assert out.aux["motion_segmentation"]["maps"].shape == (1, 4, 2, grid, grid)
+    assert out.cam.shape == (1, 4, -(-size // 32), -(-size // 32))

@@ -69,8 +69,7 @@ def test_predictor_ranks_actions_and_explains(trained):
     predictor = Predictor(trained / "model.pt")
     rng = np.random.default_rng(0)
     frames = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for h, w in [(90, 120), (30, 40), (200, 100)]]
-    clip = Clip(rgb=prepare_frames(frames, predictor.config.frames, predictor.config.image_size))
-    [answer] = predictor.predict([clip], top_k=3, explain=True)
+    answer = predictor.predict_frames(frames, top_k=3, explain=True)
     probs = [r["probability"] for r in answer["top_k"]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
     assert {r["label"] for r in answer["top_k"]} <= set(predictor.classes)
@@ -78,6 +77,7 @@ def test_predictor_ranks_actions_and_explains(trained):
     png = Image.open(io.BytesIO(base64.b64decode(answer["cams"][0])))
     assert png.size == (64, 64)
     # batching gives the same answers as one clip at a time
+    clip = Clip(rgb=prepare_frames(frames, predictor.config.frames, predictor.config.image_size))
     two = predictor.predict([clip, clip], top_k=3)
     assert [r["label"] for r in two[1]["top_k"]] == [r["label"] for r in answer["top_k"]]
 

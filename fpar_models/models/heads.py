@@ -36,7 +36,8 @@ def tap_channels(attach: str, mem_size: int) -> int:
 
 
 def map_grid(attach: str, image_size: int) -> int:
-    return image_size // TAP_STRIDE[attach]
+    """Side of a tap's feature grid: every stride-2 layer of ResNet rounds up."""
+    return -(-image_size // TAP_STRIDE[attach])
 
 
 class MotionSegmentation(nn.Module):

@@ -1,0 +1,98 @@
+"""Raw model speed, per preset, at 7 and 16 frames: training clips/s (forward, backward
+and optimiser step over the parameters of the preset's last stage) and inference clips/s
+(batched forward, no gradients). No data loading: the ceiling the service is measured against.
+
+    python -m benchmarks.bench_models [--size 112] [--batch 4] [--frames 7 16] [--presets ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from fpar_models.config import resolve_config
+from fpar_models.loss import compute_loss
+from fpar_models.models import build_model, motion_map_grid, run_model
+from fpar_models.presets import PRESETS
+from fpar_models.runtime import Runtime
+from fpar_models.train import configure_stage, make_optimizer, set_train_mode
+
+
+def timed(fn, repeat: int, warmup: int = 1, sync=lambda: None) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / repeat
+
+
+def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runtime, classes: int = 61) -> dict:
+    cfg = resolve_config({"preset": preset, "pretrained": "none", "frames": frames, "image_size": size,
+                          "batch_size": batch})
+    model = rt.prepare(build_model(cfg, classes))
+    grid = motion_map_grid(cfg) or 1
+    data = {"rgb": torch.randn(batch, frames, 3, size, size), "flow": torch.randn(batch, 1, 10, size, size),
+            "maps": torch.rand(batch, frames, grid, grid), "label": torch.randint(classes, (batch,))}
+    data = {k: v.to(rt.device) for k, v in data.items()}
+    stage = cfg.stages[-1]
+    groups, modules = configure_stage(model, stage)
+    optimizer, _ = make_optimizer(stage, groups)
+    alphas = {h.kind: h.alpha for h in cfg.model.heads}
+    heads = "heads" in stage.train
+    sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
+
+    def step():
+        set_train_mode(model, modules)
+        with rt.autocast():
+            loss, _ = compute_loss(run_model(model, data, heads=heads), data, alphas)
+        optimizer.zero_grad(set_to_none=True)
+        rt.backward(loss, optimizer)
+
+    eval_data = dict(data)
+    if cfg.uses_flow:  # evaluation averages 5 flow stacks
+        eval_data["flow"] = torch.randn(batch, cfg.model.eval_stacks, 10, size, size, device=rt.device)
+
+    @torch.inference_mode()
+    def infer():
+        model.eval()
+        with rt.autocast():
+            run_model(model, eval_data, heads=False)
+
+    train_s = timed(step, repeat, sync=sync)
+    infer_s = timed(infer, repeat, sync=sync)
+    return {"preset": preset, "frames": frames, "train_clips_s": batch / train_s, "infer_clips_s": batch / infer_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--frames", type=int, nargs="+", default=[7, 16])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+    rt = Runtime.detect()
+    torch.manual_seed(0)
+    print(f"# device={rt.device} amp={rt.amp_dtype} threads={torch.get_num_threads()} "
+          f"cpu={platform.processor() or platform.machine()} size={args.size} batch={args.batch}")
+    print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} {'infer clips/s':>14}")
+    rows = []
+    for preset in args.presets:
+        for frames in args.frames:
+            row = bench(preset, frames, args.size, args.batch, args.repeat, rt)
+            rows.append(row)
+            print(f"{preset:<18} {frames:>6} {row['train_clips_s']:>14.2f} {row['infer_clips_s']:>14.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
