@@ -4,7 +4,7 @@ PY := .venv/bin/python
 HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 STAMP := .venv/.installed-$(HASH)
 
-.PHONY: install up test test-unit test-api bench bench-predict bench-train compose-check clean
+.PHONY: install up test test-unit test-api bench bench-models bench-predict bench-train clean
 
 install: $(STAMP)
 

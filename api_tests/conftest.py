@@ -11,18 +11,24 @@ from launcher import Stack, free_port
 
 from stack_helpers import assert_nothing_left_running, tiny_train, wait_for
 
+# small limits so the tests can reach them cheaply
+STACK_ENV = {"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_MAX_ATTEMPTS": "2",
+             "FPAR_PREDICT_TTL_S": "600", "FPAR_MAX_UPLOAD_MB": "2", "FPAR_MAX_FRAMES": "64"}
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("stack")
     synthetic.generate(root / "data" / "synthetic", videos_per_class=1)
     s = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run", log_dir=root / "logs",
-              env={"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_PREDICT_TTL_S": "600"})
+              env=STACK_ENV)
     s.start(timeout_s=90)
+    supervisor = s.supervise_in_background()  # as `make up` does: dead processes come back
     yield s
     try:
         assert_nothing_left_running(s)
     finally:
+        supervisor.set()
         s.stop()
 
 

@@ -1,6 +1,9 @@
 """Job lifecycle over HTTP: cancel (queued and running), listing and filters, the
 error answers, and /metrics."""
+import shutil
 import time
+
+import pytest
 
 from stack_helpers import frames_of, tiny_train, wait_for
 
@@ -85,15 +88,38 @@ def test_metrics_are_prometheus_text(client, trained):
     assert 'fpar_queue_depth{queue="predict"}' in text and "fpar_workers_alive 2.0" in text
 
 
-def test_malformed_dataset_fails_the_job_and_the_worker_lives(client, stack, trained):
-    import shutil
-    broken = stack.data_dir / "broken"
-    shutil.copytree(stack.data_dir / "synthetic", broken)
-    bad = sorted((broken / "processed_frames2" / "S1" / "lift_cup" / "1" / "rgb").glob("*.png"))[2]
+def _truncate_a_frame(root):
+    bad = sorted((root / "processed_frames2/S1/lift_cup/1/rgb").glob("*.png"))[2]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    job = client.post("/train", json={**tiny_train(), "dataset": "broken"}).json()
+    return bad, "unreadable image"
+
+
+def _empty_a_video(root):
+    folder = root / "processed_frames2/S3/open_box/1/rgb"
+    for f in folder.iterdir():
+        f.unlink()
+    return folder, "video has no frames"
+
+
+def _drop_flow_folder(root):
+    folder = root / "flow_y_processed/S4"
+    shutil.rmtree(folder)
+    return folder / "close_box" / "1", "no flow images"
+
+
+@pytest.mark.parametrize("damage, preset", [(_truncate_a_frame, "egornn-attention"),
+                                            (_empty_a_video, "egornn-attention"), (_drop_flow_folder, "flow")])
+def test_malformed_dataset_fails_the_job_naming_the_path(client, stack, trained, damage, preset):
+    broken = stack.data_dir / f"broken-{damage.__name__.strip('_')}"
+    shutil.copytree(stack.data_dir / "synthetic", broken)
+    path, message = damage(broken)
+    epochs = (1,) if preset == "flow" else (1, 1)
+    job = client.post("/train", json={**tiny_train(preset, epochs), "dataset": broken.name}).json()
     failed = wait_for(client, job["id"], timeout_s=120)
-    assert failed["status"] == "failed" and failed["error"]["type"] == "dataset_error"
-    assert str(bad) in failed["error"]["message"]
+    assert failed["status"] == "failed" and failed["error"]["type"] == "dataset_error", failed
+    assert str(path) in failed["error"]["message"] and message in failed["error"]["message"]
+
+
+def test_the_worker_lives_on_after_a_failed_job(client, stack, trained):
     ok = client.post("/train", json=tiny_train(epochs=(1, 1))).json()
     assert wait_for(client, ok["id"], timeout_s=120)["status"] == "succeeded"

@@ -261,7 +261,7 @@ def deep_merge(base: Any, override: Any) -> Any:
         for k, v in override.items():
             out[k] = deep_merge(base[k], v) if k in base else v
         return out
-    if (isinstance(base, list) and isinstance(override, list)
+    if (isinstance(base, list) and isinstance(override, list) and override
             and base and all(isinstance(x, dict) for x in base)
             and all(x is None or isinstance(x, dict) for x in override)):
         pad = [{}] * (len(base) - len(override))

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class Stack:
     log_dir: Path | None = None            # None: children write to this terminal
     embedded_redis: bool = False
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    extra: dict[str, list[str]] = field(default_factory=dict)  # more processes to keep alive
     restarts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -93,7 +95,7 @@ class Stack:
         for w in self.workers:
             specs[f"worker-{w.name}"] = self._worker_argv(w)
         specs["gateway"] = self._gateway_argv()
-        return specs
+        return {**specs, **self.extra}
 
     def start(self, timeout_s: float = 60) -> Stack:
         self.embedded_redis = not self.redis_url
@@ -145,6 +147,39 @@ class Stack:
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 log.warning("%s exited with %s; restarting (#%d)", name, proc.returncode, self.restarts[name])
                 self._spawn(name, specs[name])
+
+    def supervise_in_background(self, every_s: float = 0.5) -> threading.Event:
+        """For tests: supervise from a thread until the returned event is set."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.wait(every_s):
+                self.supervise_once()
+        threading.Thread(target=loop, name="supervisor", daemon=True).start()
+        return stop
+
+    def add_gateway(self, name: str, port: int, env: dict[str, str]) -> str:
+        """Another gateway on the same Redis, with its own settings (it keeps no state)."""
+        argv = ["env", *(f"{k}={v}" for k, v in env.items()), *self._gateway_argv()]
+        argv[argv.index("--port") + 1] = str(port)
+        self.extra[name] = argv
+        self._spawn(name, argv)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    return f"http://127.0.0.1:{port}"
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gateway {name} did not start")
+
+    def remove(self, name: str) -> None:
+        """Stop a process for good (the supervisor will not bring it back)."""
+        self.extra.pop(name, None)
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         os.killpg(self.procs[name].pid, sig)

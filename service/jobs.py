@@ -28,6 +28,7 @@ KINDS = ("train", "predict")
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 JSON_FIELDS = ("request", "progress", "result", "error", "warnings")
+DONE_TTL_S = 120  # end-of-job tokens only need to outlive the waiters
 
 # Moves a job between the status indexes; prepended to every script that changes status.
 _MOVE = """
@@ -117,10 +118,11 @@ class JobStore:
         self._cancel = client.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str, **kw: Any) -> JobStore:
-        client = redis.Redis.from_url(url, decode_responses=False, socket_timeout=10,
-                                      socket_connect_timeout=3, health_check_interval=15,
-                                      retry_on_timeout=True)
+    def from_url(cls, url: str, *, socket_timeout_s: float = 90, **kw: Any) -> JobStore:
+        """Connections fail fast when Redis is down (3 s) and wait long enough on a
+        blocking read (a predict `wait`) when it is up."""
+        client = redis.Redis.from_url(url, decode_responses=False, socket_timeout=socket_timeout_s,
+                                      socket_connect_timeout=3, health_check_interval=15)
         return cls(client, **kw)
 
     # -- jobs -------------------------------------------------------------------------
@@ -232,17 +234,22 @@ class JobStore:
         pipe = self.r.pipeline()
         done = f"{P}job:{job_id}:done"
         pipe.lpush(done, status)
-        pipe.expire(done, 120)
+        pipe.expire(done, DONE_TTL_S)
         if job_id.startswith("pr_"):
             pipe.expire(f"{P}job:{job_id}", self.predict_ttl)
             pipe.delete(f"{P}frames:{job_id}")
         pipe.execute()
         return outcome
 
-    def wait_done(self, job_id: str, timeout_s: float) -> bool:
-        if timeout_s <= 0:
-            return False
-        return self.r.blpop([f"{P}job:{job_id}:done"], timeout=timeout_s) is not None
+    def wait_done(self, job_id: str, timeout_s: float) -> None:
+        """Block until the job ends or the timeout passes. The end token is put back
+        after reading, so every waiter (a retried request, say) wakes up too."""
+        if timeout_s <= 0 or (self.r.hget(f"{P}job:{job_id}", "status") or b"").decode() in TERMINAL:
+            return
+        done = f"{P}job:{job_id}:done"
+        token = self.r.blpop([done], timeout=timeout_s)
+        if token is not None:
+            self.r.pipeline().lpush(done, token[1]).expire(done, DONE_TTL_S).execute()
 
     def running_ids(self) -> list[str]:
         return [i.decode() for i in self.r.zrange(f"{P}idx:status:running", 0, -1)]

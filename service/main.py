@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 
 from fpar_models.config import TrainConfig
 from service import errors
@@ -25,21 +27,30 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="fpar-serve", version="0.1.0",
+    app = FastAPI(title="fpar-serve", version="0.1.0", docs_url=None, openapi_url=None,
                   description="Train and serve First Person Action Recognition models (Ego-RNN family).")
     app.state.settings = settings
-    app.state.store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s)
+    app.state.store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s,
+                                        socket_timeout_s=settings.max_wait_s + 30)
     app.state.queue = TaskQueue(settings.redis_url)
     app.state.metrics = Metrics(app.state.store)
     errors.install(app)
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
-    for router in (train.router, predict.router, jobs.router, models.router):
+    for router in (train.router, predict.router, jobs.router, models.router, health.secured, docs_router(app)):
         app.include_router(router, dependencies=secured)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)
     return app
+
+
+def docs_router(app: FastAPI) -> APIRouter:
+    """/openapi.json and /docs, behind the API key like everything but health."""
+    router = APIRouter(include_in_schema=False)
+    router.add_api_route("/openapi.json", lambda: JSONResponse(app.openapi()))
+    router.add_api_route("/docs", lambda: get_swagger_ui_html(openapi_url="/openapi.json", title=app.title))
+    return router
 
 
 def _openapi(app: FastAPI) -> dict:

@@ -8,6 +8,8 @@ TASKS = {"train": "fpar.train", "predict": "fpar.predict"}  # queue name == job 
 
 CELERY_CONFIG = dict(
     task_ignore_result=True,          # Redis holds job state in our own keys: no result backend
+    task_serializer="json",           # messages carry a job id; nothing is ever unpickled
+    accept_content=["json"],
     task_acks_late=True,              # a task is acked when done, so a lost worker means a redelivery
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,     # a long training must not sit on queued work

@@ -4,7 +4,6 @@ the same evaluation transform the trainer used. The worker receives ready uint8 
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
 
 import av
 import numpy as np
@@ -44,10 +43,12 @@ def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_si
     return np.stack([eval_view(kept[i], image_size) for i in picks])
 
 
-def rgb_from_video(stream: BinaryIO, frames: int, image_size: int, max_frames: int) -> np.ndarray:
+def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int) -> np.ndarray:
+    if not data:
+        raise field_error(["video"], "the video file is empty")
     side = scaled_side(image_size)
     try:
-        with av.open(stream, mode="r") as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
                 raise field_error(["video"], "the file has no video stream")
             vstream = container.streams.video[0]

@@ -8,6 +8,7 @@ from service.deps import StoreDep
 from service.errors import Problem
 
 router = APIRouter(tags=["health"])
+secured = APIRouter(tags=["health"])  # needs the API key when keys are configured
 
 
 @router.get("/healthz", summary="Liveness: the gateway answers")
@@ -28,6 +29,6 @@ def readyz(store: StoreDep) -> dict:
     return {"status": "ready", "workers": workers}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@secured.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

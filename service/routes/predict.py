@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
-from service import uploads
+from service import idempotency, uploads
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
 from service.jobs import TERMINAL, new_id
@@ -12,7 +12,7 @@ from service.routes.common import check_queue_room, job_response
 from service.schemas import JobOut
 
 router = APIRouter(tags=["jobs"])
-
+Named = list[tuple[str | None, bytes]]
 
 
 @router.post("/predict", status_code=202, response_model=JobOut,
@@ -26,53 +26,67 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
             model: Annotated[str | None, Form(description="model id; default: the newest")] = None,
             top_k: Annotated[int, Form(ge=1, le=100)] = 5,
             explain: Annotated[bool, Form(description="return a CAM overlay per frame")] = False,
-            wait: Annotated[float, Form(ge=0, description="seconds to wait for the answer")] = 0) -> JobOut:
+            wait: Annotated[float, Form(ge=0, description="seconds to wait for the answer")] = 0,
+            idempotency_key: Annotated[str | None, Header(description="retries return the same job")] = None
+            ) -> JobOut:
     if wait > settings.max_wait_s:
         raise field_error(["wait"], f"at most {settings.max_wait_s:g} seconds")
     meta = store.get_model(model) if model else store.newest_model()
     if meta is None:
         raise Problem(404, f"model '{model}' not found" if model else "no trained model yet: POST /train first",
                       kind="unknown-model", errors=[{"loc": ["model"], "msg": "not found"}])
-    arrays = prepare_inputs(meta, frames or [], video, flow_x or [], flow_y or [], explain, settings.max_frames)
-    check_queue_room(store, settings, "predict")
-    job_id = new_id("predict")
-    store.put_frames(job_id, uploads.pack(arrays))
-    store.create("predict", {"model": meta["id"], "top_k": top_k, "explain": explain}, job_id=job_id)
-    queue.send("predict", job_id)
-    if wait and store.wait_done(job_id, wait):
-        job = store.get(job_id, metrics=False)
-        if job and job["status"] in TERMINAL:
-            response.status_code = 200
-    return job_response(store, job_id, response)
-
-
-def _read(files: list[UploadFile]) -> list[tuple[str | None, bytes]]:
-    return [(f.filename, f.file.read()) for f in files]
-
-
-def prepare_inputs(meta: dict[str, Any], frames: list[UploadFile], video: UploadFile | None,
-                   flow_x: list[UploadFile], flow_y: list[UploadFile], explain: bool,
-                   max_frames: int) -> dict[str, Any]:
-    inputs, t, size = meta["inputs"], meta["frames"], meta["image_size"]
     for field, files in (("frames", frames), ("flow_x", flow_x), ("flow_y", flow_y)):
-        if len(files) > max_frames:
-            raise field_error([field], f"{len(files)} files; at most {max_frames} (FPAR_MAX_FRAMES)")
+        if files and len(files) > settings.max_frames:
+            raise field_error([field], f"{len(files)} files; at most {settings.max_frames} (FPAR_MAX_FRAMES)")
+    uploaded = {"frames": _read(frames), "video": _read([video] if video else None),
+                "flow_x": _read(flow_x), "flow_y": _read(flow_y)}
+    arrays = prepare_inputs(meta, uploaded, explain, settings.max_frames)
+
+    job_id = new_id("predict")
+    options = {"model": meta["id"], "top_k": top_k, "explain": explain}
+    fp = idempotency.fingerprint(options, *(d for files in uploaded.values() for _, d in files))
+    prior = idempotency.claim(store, "predict", idempotency_key, fp, job_id, settings.predict_ttl_s)
+    if prior is None:
+        try:
+            check_queue_room(store, settings, "predict")
+            store.put_frames(job_id, uploads.pack(arrays))
+            store.create("predict", options, job_id=job_id)
+            queue.send("predict", job_id)
+        except Exception:
+            idempotency.release(store, "predict", idempotency_key)
+            raise
+    job_id = prior or job_id
+    store.wait_done(job_id, wait)
+    job = job_response(store, job_id, response)
+    if job.status in TERMINAL:
+        response.status_code = 200
+    return job
+
+
+def _read(files: list[UploadFile] | None) -> Named:
+    return [(f.filename, f.file.read()) for f in files or []]
+
+
+def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bool, max_frames: int) -> dict:
+    """The arrays the model takes, from what was uploaded; a 422 names what is missing or bad."""
+    inputs, t, size = meta["inputs"], meta["frames"], meta["image_size"]
+    frames, video = uploaded["frames"], uploaded["video"]
     arrays = {}
     if "rgb" in inputs:
         if frames and video:
             raise field_error(["video"], "send frames or a video, not both")
         if frames:
-            arrays["rgb"] = uploads.rgb_from_images(_read(frames), t, size)
+            arrays["rgb"] = uploads.rgb_from_images(frames, t, size)
         elif video:
-            arrays["rgb"] = uploads.rgb_from_video(video.file, t, size, max_frames)
+            arrays["rgb"] = uploads.rgb_from_video(video[0][1], t, size, max_frames)
         else:
             raise field_error(["frames"], "no frames: send one or more images as `frames`, or a `video`")
     elif explain:
         raise field_error(["explain"], f"model '{meta['id']}' sees only optical flow: no CAM to show")
     if "flow" in inputs:
+        flow_x, flow_y = uploaded["flow_x"], uploaded["flow_y"]
         if not flow_x or not flow_y:
             raise field_error(["flow_x" if not flow_x else "flow_y"],
                               f"model '{meta['id']}' needs flow images: send `flow_x` and `flow_y`")
-        arrays["flow"] = uploads.flow_from_images(_read(flow_x), _read(flow_y), meta["stack_size"],
-                                                  meta["eval_stacks"], size)
+        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta["stack_size"], meta["eval_stacks"], size)
     return arrays

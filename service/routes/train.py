@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Header, Response
 
 from fpar_models.config import TrainConfig, UnknownPreset, resolve_config
 from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR
 from fpar_models.weights import find_imagenet_weights, missing_weights_message
+from service import idempotency
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
+from service.jobs import new_id
 from service.routes.common import check_queue_room, job_response
 from service.schemas import JobOut
 from service.settings import Settings
@@ -22,7 +24,9 @@ BODY_SCHEMA = {"requestBody": {"required": True, "content": {"application/json":
 @router.post("/train", status_code=202, response_model=JobOut, openapi_extra=BODY_SCHEMA,
              summary="Queue a training run: a preset plus any overrides")
 def submit_training(body: Annotated[dict[str, Any], Body()], response: Response, settings: SettingsDep,
-                    store: StoreDep, queue: QueueDep) -> JobOut:
+                    store: StoreDep, queue: QueueDep,
+                    idempotency_key: Annotated[str | None, Header(description="retries return the same job")] = None
+                    ) -> JobOut:
     try:
         cfg = resolve_config(body)
     except UnknownPreset as e:
@@ -31,9 +35,17 @@ def submit_training(body: Annotated[dict[str, Any], Body()], response: Response,
     if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
         raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
     check_starting_models(cfg, store)
-    check_queue_room(store, settings, "train")
-    job_id = store.create("train", cfg.model_dump(mode="json"), warnings=cfg.start_warnings())
-    queue.send("train", job_id)
+    job_id = new_id("train")
+    prior = idempotency.claim(store, "train", idempotency_key, idempotency.fingerprint(body), job_id, 24 * 3600)
+    if prior:
+        return job_response(store, prior, response)
+    try:
+        check_queue_room(store, settings, "train")
+        store.create("train", cfg.model_dump(mode="json"), warnings=cfg.start_warnings(), job_id=job_id)
+        queue.send("train", job_id)
+    except Exception:
+        idempotency.release(store, "train", idempotency_key)
+        raise
     return job_response(store, job_id, response)
 
 

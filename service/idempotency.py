@@ -1,0 +1,57 @@
+"""Idempotency-Key: a client that retries a POST (after a timeout, say) gets the job its
+first attempt created, not a second one. The same key with another request is a 422."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from typing import Any
+
+from service.errors import field_error
+from service.jobs import JobStore, P
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def fingerprint(*parts: Any) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def claim(store: JobStore, kind: str, key: str | None, request_fingerprint: str, job_id: str,
+          ttl_s: int) -> str | None:
+    """None when this request is the first with `key` (go on and create `job_id`), else
+    the id of the job the first one created."""
+    if key is None:
+        return None
+    if not _KEY.match(key):
+        raise field_error(["header", "Idempotency-Key"], "1 to 255 visible ASCII characters")
+    slot = f"{P}idem:{kind}:{key}"
+    record = json.dumps({"job": job_id, "fingerprint": request_fingerprint})
+    for _ in range(2):
+        if store.r.set(slot, record, nx=True, ex=ttl_s):
+            return None
+        prior = json.loads(store.r.get(slot) or "null")
+        if prior is None:
+            continue  # expired between the two calls
+        if prior["fingerprint"] != request_fingerprint:
+            raise field_error(["header", "Idempotency-Key"], "already used with a different request")
+        deadline = time.monotonic() + 2
+        while store.get(prior["job"], metrics=False) is None:  # the first request is still creating it
+            if time.monotonic() > deadline:
+                store.r.delete(slot)  # the first attempt died before creating its job
+                break
+            time.sleep(0.02)
+        else:
+            return prior["job"]
+    return None
+
+
+def release(store: JobStore, kind: str, key: str | None) -> None:
+    """The request failed before its job existed: let a retry start afresh."""
+    if key is not None:
+        store.r.delete(f"{P}idem:{kind}:{key}")
