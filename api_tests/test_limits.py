@@ -33,6 +33,10 @@ def test_500_predictions_from_32_clients_all_answered_right(client, stack, train
         assert [x["label"] for x in got] == [x["label"] for x in want]
         assert [x["probability"] for x in got] == pytest.approx([x["probability"] for x in want], abs=1e-4)
     assert len({job["id"] for _, _, job in answers}) == 500
+    r = redis.Redis.from_url(stack.redis_url)
+    sizes = [int(r.hget(f"fpar:job:{job['id']}", "batch_size")) for _, _, job in answers]
+    assert max(sizes) > 1  # concurrent requests shared forward passes (dynamic batching)
+    assert max(sizes) <= 8  # FPAR_PREDICT_MAX_BATCH
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ class EpochStats:
     def __init__(self) -> None:
         self.n = 0
         self.correct = 0
+        self.data_wait_s = 0.0
         self.sums: dict[str, float] = defaultdict(float)
 
     def add(self, scored: tuple[Output, dict[str, torch.Tensor]], batch: dict[str, torch.Tensor],

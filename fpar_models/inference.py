@@ -13,7 +13,7 @@ from PIL import Image
 
 from fpar_models import cam
 from fpar_models.checkpoint import load_model
-from fpar_models.data.dataset import normalize_flow, normalize_rgb
+from fpar_models.data.dataset import normalize_flow, normalize_rgb, to_channels_first
 from fpar_models.data.transforms import prepare_frames
 from fpar_models.models import run_model
 from fpar_models.runtime import Runtime
@@ -21,8 +21,11 @@ from fpar_models.runtime import Runtime
 
 @dataclass
 class Clip:
+    """One request: its prepared input and what it asks for."""
     rgb: np.ndarray | None = None   # (T, S, S, 3) uint8
     flow: np.ndarray | None = None  # (K, 2*stack, S, S) uint8
+    top_k: int = 5
+    explain: bool = False
 
 
 class Predictor:
@@ -45,30 +48,35 @@ class Predictor:
     def predict_frames(self, frames: list, *, top_k: int = 5, explain: bool = False) -> dict:
         """Frames (PIL images or paths) of any size and count, in temporal order -> answer."""
         images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
-        clip = Clip(rgb=prepare_frames(images, self.config.frames, self.config.image_size))
-        return self.predict([clip], top_k=top_k, explain=explain)[0]
+        clip = Clip(prepare_frames(images, self.config.frames, self.config.image_size), None, top_k, explain)
+        return self.predict([clip])[0]
+
+    def warm_up(self) -> None:
+        """One prediction on a blank clip: the first pass is the slow one."""
+        size, cfg = self.config.image_size, self.config
+        rgb = np.zeros((cfg.frames, size, size, 3), np.uint8) if self.needs_rgb else None
+        flow = np.zeros((cfg.model.eval_stacks, 2 * cfg.model.stack_size, size, size), np.uint8) \
+            if self.needs_flow else None
+        self.predict([Clip(rgb, flow)])
 
     @torch.inference_mode()
-    def predict(self, clips: list[Clip], *, top_k: int = 5, explain: bool = False) -> list[dict]:
+    def predict(self, clips: list[Clip]) -> list[dict]:
         """One batched forward pass; one answer per clip, in order."""
         device = self.runtime.device
         batch = {}
         if self.needs_rgb:
-            rgb = torch.from_numpy(np.stack([c.rgb for c in clips])).permute(0, 1, 4, 2, 3)
-            batch["rgb"] = normalize_rgb(rgb.to(device))
+            batch["rgb"] = normalize_rgb(to_channels_first(np.stack([c.rgb for c in clips])).to(device))
         if self.needs_flow:
             batch["flow"] = normalize_flow(torch.from_numpy(np.stack([c.flow for c in clips])).to(device))
         with self.runtime.autocast():
             out = run_model(self.model, batch, heads=False)
         probs = torch.softmax(out.logits.float(), 1).cpu()
-        k = min(top_k, len(self.classes))
-        values, indices = probs.topk(k, 1)
+        values, indices = probs.topk(min(max(c.top_k for c in clips), len(self.classes)), 1)
         answers = []
         for i, clip in enumerate(clips):
-            ranked = [{"label": self.classes[j], "index": int(j), "probability": float(p)}
-                      for p, j in zip(values[i], indices[i])]
-            answer = {"top_k": ranked}
-            if explain and out.cam is not None:
+            answer = {"top_k": [{"label": self.classes[j], "index": int(j), "probability": float(p)}
+                                for p, j in zip(values[i, :clip.top_k], indices[i, :clip.top_k])]}
+            if clip.explain and out.cam is not None:
                 answer["cams"] = [base64.b64encode(cam.to_png(img)).decode()
                                   for img in cam.overlays(clip.rgb, out.cam[i])]
             answers.append(answer)

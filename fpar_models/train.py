@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 
 from fpar_models import checkpoint
 from fpar_models.config import StageConfig, TrainConfig, resolve_config
-from fpar_models.data.dataset import ClipDataset, ImageCache, normalize_batch
+from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import class_names, scan
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
 from fpar_models.models import build_model, motion_map_grid, run_model
@@ -68,10 +69,13 @@ def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], runtime: Runt
                   eval_stacks=cfg.model.eval_stacks, seed=cfg.seed, cache=ImageCache(runtime.cache_bytes))
     train_set = ClipDataset(scan(root, cfg.train_users, classes=classes, **streams), train=True, **common)
     val_set = ClipDataset(scan(root, cfg.val_users, classes=classes, **streams), train=False, **common)
+    # persistent workers keep their frame caches from one epoch to the next
     loader = dict(num_workers=cfg.num_workers, pin_memory=runtime.device.type == "cuda",
-                  persistent_workers=False)
-    train = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, **loader)
-    val = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, **loader)
+                  persistent_workers=cfg.num_workers > 0)
+    train = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, **loader,
+                                        sampler=EpochSampler(len(train_set), shuffle=True, seed=cfg.seed))
+    val = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, **loader,
+                                      sampler=EpochSampler(len(val_set), shuffle=False))
     return train, val
 
 
@@ -149,7 +153,9 @@ def load_streams(model: nn.Module, cfg: TrainConfig, classes: list[str],
 def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[str, float], *, heads: bool,
                 should_stop: Callable[[], bool], progress: Callable[[float], None]) -> EpochStats:
     stats = EpochStats()
+    waiting = time.perf_counter()
     for i, batch in enumerate(loader):
+        stats.data_wait_s += time.perf_counter() - waiting  # the model sat idle for data this long
         if should_stop():
             raise Cancelled()
         batch = normalize_batch(batch, rt.device)
@@ -159,6 +165,7 @@ def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[s
         rt.backward(loss, optimizer)
         stats.add(scored, batch, loss)
         progress((i + 1) / len(loader))
+        waiting = time.perf_counter()
     return stats
 
 
@@ -207,16 +214,19 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
         for epoch in range(state["epoch"], stage.epochs):
             global_epoch = done_before + epoch
             seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
-            train_loader.dataset.set_epoch(global_epoch)
+            train_loader.sampler.set_epoch(global_epoch)
             set_train_mode(model, train_modules)
             where = {"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.epochs}
+            started = time.perf_counter()
             stats = train_epoch(model, train_loader, optimizer, rt, alphas, heads="heads" in stage.train,
                                 should_stop=cb.should_stop, progress=lambda f, w=where, g=global_epoch: cb.on_progress(
                                     {**w, "fraction": (g + f) / total_epochs}))
+            train_s = time.perf_counter() - started
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()  # once per epoch, after it
             val = evaluate(model, val_loader, rt, alphas, heads="heads" in stage.train)
-            row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr}
+            row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
+                   "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
             state["history"].append(row)
             state["epoch"] = epoch + 1
             if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:

@@ -140,6 +140,9 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         if kind == "predict":
             pipe.expire(key, self.predict_ttl)
+            pending = f"{P}pending:{request['model']}"  # where a batching worker finds companions
+            pipe.rpush(pending, job_id)
+            pipe.expire(pending, self.predict_ttl)
         for index in ("all", f"kind:{kind}", "status:queued", f"{kind}:queued"):
             pipe.zadd(f"{P}idx:{index}", {job_id: now})
         pipe.execute()
@@ -200,6 +203,13 @@ class JobStore:
         return self._claim(keys=[f"{P}job:{job_id}"],
                            args=[job_id, now, now - heartbeat_timeout_s, worker]).decode()
 
+    def requests(self, *job_ids: str) -> list[dict[str, Any] | None]:
+        """The `request` field of several jobs, in one round trip."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(f"{P}job:{job_id}", "request")
+        return [json.loads(raw) if raw else None for raw in pipe.execute()]
+
     def heartbeat(self, job_id: str) -> None:
         self.r.hset(f"{P}job:{job_id}", "heartbeat", time.time())
 
@@ -224,8 +234,8 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.r.hget(f"{P}job:{job_id}", "cancel") == b"1"
 
-    def finish(self, job_id: str, status: str, *, result: Any = None, error: Any = None) -> str:
-        fields: dict[str, Any] = {"finished_at": time.time()}
+    def finish(self, job_id: str, status: str, *, result: Any = None, error: Any = None, **extra: Any) -> str:
+        fields: dict[str, Any] = {"finished_at": time.time(), **extra}
         if result is not None:
             fields["result"] = result
         if error is not None:
@@ -271,12 +281,18 @@ class JobStore:
             pipe.zcard(f"{P}idx:{k}:{s}")
         return dict(zip(keys, pipe.execute()))
 
+    def take_pending(self, model_id: str, count: int) -> list[str]:
+        """Up to `count` ids of predict jobs for this model, oldest first (some may have
+        been run already by their own task: claiming them tells)."""
+        ids = self.r.lpop(f"{P}pending:{model_id}", count) if count > 0 else None
+        return [i.decode() for i in ids or []]
+
     # -- frames of predict jobs -----------------------------------------------------------
     def put_frames(self, job_id: str, data: bytes) -> None:
         self.r.set(f"{P}frames:{job_id}", data, ex=self.predict_ttl)
 
-    def get_frames(self, job_id: str) -> bytes | None:
-        return self.r.get(f"{P}frames:{job_id}")
+    def get_frames(self, *job_ids: str) -> list[bytes | None]:
+        return self.r.mget([f"{P}frames:{i}" for i in job_ids])
 
     # -- models ---------------------------------------------------------------------------
     def add_model(self, model: dict[str, Any]) -> None:

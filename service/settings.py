@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long is requeued")
     max_attempts: int = Field(3, ge=1, description="runs of a job whose worker keeps dying before it fails")
     model_cache: int = Field(4, ge=1, description="models a predict worker keeps loaded")
+    predict_max_batch: int = Field(8, ge=1, le=256, description="predictions of one model run as one batch")
+    predict_max_wait_ms: float = Field(5, ge=0, le=1000,
+                                       description="how long a batch waits for companions (only when more are queued)")
 
     @field_validator("api_keys", mode="before")
     @classmethod

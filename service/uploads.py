@@ -4,6 +4,8 @@ the same evaluation transform the trainer used. The worker receives ready uint8 
 from __future__ import annotations
 
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -32,15 +34,21 @@ def decode_image(data: bytes, field: str, index: int, name: str | None, mode: st
         raise field_error([field, index], f"{label} is not a readable PNG/JPEG image ({e})") from None
 
 
+_DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_prefix="decode")
+
+
 def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int) -> np.ndarray:
-    """Every file is decoded (so any broken one is reported); the sampled ones are kept."""
-    picks = uniform_indices(len(files), frames)
-    kept = {}
-    for i, (name, data) in enumerate(files):
+    """Every file is decoded (so any broken one is reported); the sampled ones are kept.
+    Decoding runs on a few threads: PIL releases the GIL while it inflates pixels."""
+    picks = set(uniform_indices(len(files), frames))
+
+    def one(i: int) -> np.ndarray | None:
+        name, data = files[i]
         img = decode_image(data, "frames", i, name, "RGB")
-        if i in picks:
-            kept[i] = img
-    return np.stack([eval_view(kept[i], image_size) for i in picks])
+        return eval_view(img, image_size) if i in picks else None
+
+    views = list(_DECODERS.map(one, range(len(files))))  # re-raises the first bad file's 422
+    return np.stack([views[i] for i in uniform_indices(len(files), frames)])
 
 
 def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int) -> np.ndarray:
@@ -75,12 +83,6 @@ def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[
     xs = [scale_shorter(decode_image(d, "flow_x", i, n, "L"), side) for i, (n, d) in enumerate(flow_x)]
     ys = [scale_shorter(decode_image(d, "flow_y", i, n, "L"), side) for i, (n, d) in enumerate(flow_y)]
     return prepare_flow(xs, ys, stack, stacks, image_size)
-
-
-def pack(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 class TooLarge(HTTPException):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fpar_models.data.dataset import ClipDataset
+import torch
+
+from fpar_models.data.dataset import ClipDataset, EpochSampler
 from fpar_models.data.gtea61 import DatasetError, class_names, scan
 from fpar_models.data.synthetic import ACTIONS, COLOURS
 from fpar_models.data.transforms import Crop, apply_crop, stack_starts, uniform_indices
@@ -120,3 +122,23 @@ def test_same_seed_epoch_index_gives_the_same_clip(data_dir):
     assert (a[3]["rgb"] == b[3]["rgb"]).all()
     b.set_epoch(3)
     assert any(not (a[i]["rgb"] == b[i]["rgb"]).all() for i in range(6))
+
+
+def test_persistent_loader_workers_follow_the_epoch(data_dir):
+    """Workers that outlive an epoch (to keep their frame caches) still draw each
+    epoch's crops: the epoch travels with every index."""
+    videos = scan(data_dir / "synthetic", ["S1"])[:4]
+    dataset = ClipDataset(videos, image_size=64, train=True, frames=2, seed=1)
+    sampler = EpochSampler(len(dataset), shuffle=True, seed=1)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=2,
+                                         persistent_workers=True)
+
+    def epoch(e):
+        sampler.set_epoch(e)
+        [batch] = list(loader)
+        return batch
+
+    first, second, again = epoch(0), epoch(1), epoch(0)
+    assert torch.equal(first["rgb"], again["rgb"]) and torch.equal(first["label"], again["label"])
+    assert not torch.equal(first["rgb"], second["rgb"])
+    assert first["rgb"].is_contiguous()  # channels-first in memory, not a permuted view

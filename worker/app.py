@@ -40,9 +40,15 @@ def _every(seconds: float, fn) -> None:
     threading.Thread(target=loop, name=fn.__name__, daemon=True).start()
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        kb = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+    return round(kb / 1024, 1)
+
+
 def beat() -> None:
     store.worker_alive(WORKER["name"], {"name": WORKER["name"], "queues": WORKER["queues"],
-                                        "pid": os.getpid(), "seen": time.time()})
+                                        "pid": os.getpid(), "seen": time.time(), "rss_mb": rss_mb()})
 
 
 def reap() -> None:
@@ -59,14 +65,26 @@ def reap() -> None:
 
 @worker_ready.connect
 def _started(sender=None, **_) -> None:
+    """Load and warm the newest models before announcing the worker: /readyz lists it
+    only once its first prediction will be as fast as the rest."""
+    from worker.tasks import MODELS
+
     WORKER["name"] = f"{sender.hostname}:{os.getpid()}" if sender is not None else WORKER["name"]
     WORKER["queues"] = sorted(app.amqp.queues.consume_from or [])
+    runtime = MODELS.runtime
+    log.info("worker %s: queues %s, device %s, amp %s, torch threads %d", WORKER["name"], WORKER["queues"],
+             runtime.device, runtime.amp_dtype, torch_threads())
+    if "predict" in WORKER["queues"]:
+        MODELS.preload()
     beat()
     _every(5, beat)
     _every(5, reap)
-    if "predict" in WORKER["queues"]:
-        from worker.tasks import MODELS
-        MODELS.preload()
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 @worker_shutdown.connect

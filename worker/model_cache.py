@@ -42,9 +42,10 @@ class ModelCache:
             return predictor
 
     def preload(self) -> None:
-        """Load the newest models at start, so the first request is not the slow one."""
+        """Load the newest models at start, and run each once, so the first request is
+        not the slow one (kernels are chosen and buffers allocated on a first pass)."""
         for meta in reversed(self.store.models(limit=self.settings.model_cache)):
             try:
-                self.get(meta["id"])
+                self.get(meta["id"]).warm_up()
             except Exception:
                 log.warning("could not preload model %s", meta["id"], exc_info=True)

@@ -3,7 +3,6 @@ job whose worker died), so a redelivered or duplicated message never runs a job 
 at once, and a cancelled job never starts."""
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 import threading
@@ -11,13 +10,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from fpar_models import checkpoint
 from fpar_models.config import TrainConfig
 from fpar_models.data.gtea61 import DatasetError
 from fpar_models.inference import Clip
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, train
+from service.arrays import unpack
 from worker.app import WORKER, app, settings, store
 from worker.model_cache import ModelCache
 
@@ -27,16 +25,17 @@ HEARTBEAT_S = 5.0
 
 
 @contextmanager
-def running(job_id: str):
-    """Keeps the job's heartbeat fresh while it runs, so the reaper leaves it alone."""
+def running(*job_ids: str):
+    """Keeps the jobs' heartbeats fresh while they run, so the reaper leaves them alone."""
     done = threading.Event()
 
     def beat():
         while not done.wait(HEARTBEAT_S):
-            try:
-                store.heartbeat(job_id)
-            except Exception:
-                log.warning("heartbeat for %s failed", job_id, exc_info=True)
+            for job_id in job_ids:
+                try:
+                    store.heartbeat(job_id)
+                except Exception:
+                    log.warning("heartbeat for %s failed", job_id, exc_info=True)
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
     try:
@@ -45,9 +44,9 @@ def running(job_id: str):
         done.set()
 
 
-def claimed(job_id: str) -> bool:
+def claimed(job_id: str, *, quiet: bool = False) -> bool:
     outcome = store.claim(job_id, WORKER["name"], settings.heartbeat_timeout_s)
-    if outcome != "ok":
+    if outcome != "ok" and not quiet:
         log.info("job %s not run: %s", job_id, outcome)
     return outcome == "ok"
 
@@ -124,21 +123,53 @@ def register(job_id: str, cfg: TrainConfig, out: Path, best_val_acc: float, clas
 
 @app.task(name="fpar.predict")
 def predict_job(job_id: str) -> None:
+    """Runs this prediction together with any other queued ones for the same model:
+    concurrent requests share one batched forward pass (dynamic batching)."""
     if not claimed(job_id):
         return
-    try:
-        job = store.get(job_id, metrics=False)
-        options = job["request"]
-        data = store.get_frames(job_id)
-        if data is None:
-            raise ValueError("the uploaded frames expired before a worker got to them")
-        arrays = np.load(io.BytesIO(data), allow_pickle=False)
-        clip = Clip(rgb=arrays["rgb"] if "rgb" in arrays else None,
-                    flow=arrays["flow"] if "flow" in arrays else None)
-        predictor = MODELS.get(options["model"])
-        [answer] = predictor.predict([clip], top_k=options["top_k"], explain=options["explain"])
-    except Exception as e:
-        log.exception("predict job %s failed", job_id)
-        store.finish(job_id, "failed", error=failure(e))
+    model_id = store.requests(job_id)[0]["model"]
+    batch = [job_id] + gather(model_id, job_id)
+    with running(*batch):
+        run_predictions(model_id, batch)
+
+
+def gather(model_id: str, own_id: str) -> list[str]:
+    """Claim up to FPAR_PREDICT_MAX_BATCH - 1 other predictions for this model, waiting up
+    to FPAR_PREDICT_MAX_WAIT_MS for them, but only while more predictions are queued:
+    a request that is alone runs at once."""
+    room = settings.predict_max_batch - 1
+    deadline = time.monotonic() + settings.predict_max_wait_ms / 1000
+    found: list[str] = []
+    while len(found) < room:
+        found += [other for other in store.take_pending(model_id, room - len(found))
+                  if other != own_id and claimed(other, quiet=True)]
+        if len(found) >= room or time.monotonic() >= deadline or store.queued_count("predict") == 0:
+            break
+        time.sleep(0.001)
+    return found
+
+
+def run_predictions(model_id: str, job_ids: list[str]) -> None:
+    jobs, clips = [], []
+    for job_id, blob, options in zip(job_ids, store.get_frames(*job_ids), store.requests(*job_ids)):
+        if blob is None or options is None:
+            store.finish(job_id, "failed", error={"type": "invalid_input", "message":
+                                                   "the uploaded frames expired before a worker got to them"})
+            continue
+        arrays = unpack(blob)
+        clips.append(Clip(arrays.get("rgb"), arrays.get("flow"), options["top_k"], options["explain"]))
+        jobs.append(job_id)
+    if not jobs:
         return
-    store.finish(job_id, "succeeded", result={"model": options["model"], **answer})
+    try:
+        start = time.perf_counter()
+        answers = MODELS.get(model_id).predict(clips)
+        log.info("model %s: %d prediction(s) in one batch, %.1f ms", model_id, len(clips),
+                 1000 * (time.perf_counter() - start))
+    except Exception as e:
+        log.exception("predictions %s failed", jobs)
+        for job_id in jobs:
+            store.finish(job_id, "failed", error=failure(e))
+        return
+    for job_id, answer in zip(jobs, answers):
+        store.finish(job_id, "succeeded", result={"model": model_id, **answer}, batch_size=len(jobs))

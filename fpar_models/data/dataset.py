@@ -65,21 +65,23 @@ class ClipDataset(torch.utils.data.Dataset):
         self.cache = cache if cache is not None else ImageCache()
 
     def set_epoch(self, epoch: int) -> None:
-        """Crops depend on (seed, epoch, index) only: a resumed run sees the same clips."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """`key` is an index, or (epoch, index) as EpochSampler yields. Crops depend on
+        (seed, epoch, index) only: a resumed run sees the same clips."""
+        epoch, idx = key if isinstance(key, tuple) else (self.epoch, key)
         video = self.videos[idx]
-        rng = random.Random(f"{self.seed}/{self.epoch}/{idx}")
+        rng = random.Random(f"{self.seed}/{epoch}/{idx}")
         crop = Crop.random(self.image_size, rng) if self.train else Crop.center(self.image_size)
         item: dict[str, torch.Tensor] = {"label": torch.tensor(video.label)}
         picked = uniform_indices(len(video.frames), self.frames) if video.frames else []
         if self.rgb:
             rgb = np.stack([self._crop(video.frames[i], "RGB", crop) for i in picked])
-            item["rgb"] = torch.from_numpy(rgb).permute(0, 3, 1, 2)  # (T, 3, S, S)
+            item["rgb"] = to_channels_first(rgb)  # (T, 3, S, S)
         if self.map_grid:
             maps = [resize_map(self._crop(video.map_for(i), "L", crop), self.map_grid) for i in picked]
             item["maps"] = torch.from_numpy(np.stack(maps))  # (T, g, g) in [0, 1]
@@ -106,17 +108,45 @@ class ClipDataset(torch.utils.data.Dataset):
         return np.stack(stacks)
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields (epoch, index): DataLoader workers that persist across epochs (and keep
+    their decoded-frame caches) still draw each epoch's own crops and order."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int = 0):
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        order = range(self.size)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator).tolist()
+        return ((self.epoch, i) for i in order)
+
+
 _RGB_MEAN = torch.tensor(RGB_MEAN).view(1, 1, 3, 1, 1) * 255
 _RGB_STD = torch.tensor(RGB_STD).view(1, 1, 3, 1, 1) * 255
 
 
+def to_channels_first(frames: np.ndarray) -> torch.Tensor:
+    """(..., S, S, 3) uint8 -> a contiguous (..., 3, S, S) tensor. A mere permuted view
+    would keep channels-last strides through collation and normalisation, and the CPU
+    convolutions run 2.5x slower on them (measured: docs/benchmarks.md)."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(frames, -1, -3)))
+
+
 def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, 3, S, S) -> ImageNet-normalised float, on rgb's device."""
-    return (rgb.float() - _RGB_MEAN.to(rgb.device)) / _RGB_STD.to(rgb.device)
+    """uint8 (B, T, 3, S, S) -> ImageNet-normalised contiguous float, on rgb's device."""
+    return ((rgb.float() - _RGB_MEAN.to(rgb.device)) / _RGB_STD.to(rgb.device)).contiguous()
 
 
 def normalize_flow(flow: torch.Tensor) -> torch.Tensor:
-    return (flow.float() / 255.0 - FLOW_MEAN) / FLOW_STD
+    return ((flow.float() / 255.0 - FLOW_MEAN) / FLOW_STD).contiguous()
 
 
 def normalize_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

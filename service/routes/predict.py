@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
 from service import idempotency, uploads
+from service.arrays import pack
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
 from service.jobs import TERMINAL, new_id
@@ -49,7 +50,7 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
     if prior is None:
         try:
             check_queue_room(store, settings, "predict")
-            store.put_frames(job_id, uploads.pack(arrays))
+            store.put_frames(job_id, pack(arrays))
             store.create("predict", options, job_id=job_id)
             queue.send("predict", job_id)
         except Exception:

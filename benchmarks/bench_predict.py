@@ -1,0 +1,236 @@
+"""Predict throughput and latency: the raw model against the running service, in one run.
+
+(a) the raw model, in this process, frames already decoded: a batched forward pass at
+    batch 1 and at the batch sizes the worker's batcher uses, plus the cost of decoding
+    one request's frames;
+(b) the service end to end over HTTP (multipart upload, gateway decode, queue, worker,
+    answer) at concurrency 1, 8 and 32: p50/p95/p99 latency and clips/s;
+then one line per concurrency with the ratio service/raw, and the predict worker's
+memory before and after many predictions.
+
+    python -m benchmarks.bench_predict                      # starts its own stack
+    python -m benchmarks.bench_predict --url http://host:8000 --dataset gtea61
+
+With --url it trains a throwaway 1-epoch model on DATASET through the API first.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from fpar_models.config import TrainConfig
+from fpar_models.data import synthetic
+from fpar_models.data.dataset import normalize_rgb, to_channels_first
+from fpar_models.models import build_model, run_model
+from launcher import Stack, Worker, free_port
+from service.uploads import rgb_from_images
+
+
+def train_throwaway(client: httpx.Client, dataset: str, frames: int, size: int) -> str:
+    body = {"preset": "egornn-attention", "dataset": dataset, "pretrained": "none", "frames": frames,
+            "image_size": size, "batch_size": 8, "stages": [{"epochs": 1}, None]}
+    job = client.post("/train", json=body)
+    job.raise_for_status()
+    job_id = job.json()["id"]
+    while (state := client.get(f"/jobs/{job_id}").json())["status"] not in ("succeeded", "failed", "cancelled"):
+        time.sleep(1)
+    if state["status"] != "succeeded":
+        raise SystemExit(f"training the throwaway model failed: {state['error']}")
+    return state["result"]["model"]
+
+
+def request_files(data_dir: Path | None, count: int, frames_per_clip: int) -> list[list[tuple]]:
+    """Frames as a client would send them: PNG files of the dataset's S2 videos, or noise."""
+    clips = []
+    videos = sorted((data_dir / "processed_frames2" / "S2").glob("*/*/rgb")) if data_dir else []
+    for i in range(count):
+        if videos:
+            paths = sorted(videos[i % len(videos)].glob("*.png"))
+            blobs = [p.read_bytes() for p in paths]
+        else:
+            rng = np.random.default_rng(i)
+            blobs = []
+            for _ in range(frames_per_clip):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(buf, format="PNG")
+                blobs.append(buf.getvalue())
+        clips.append([("frames", (f"{j:04d}.png", b, "image/png")) for j, b in enumerate(blobs)])
+    return clips
+
+
+def timed(fn, min_s: float = 2.0, min_reps: int = 3) -> float:
+    fn()  # warm-up
+    reps, start = 0, time.perf_counter()
+    while reps < min_reps or time.perf_counter() - start < min_s:
+        fn()
+        reps += 1
+    return (time.perf_counter() - start) / reps
+
+
+class RawModel:
+    """The model in this process, as the worker runs it, with no service around it."""
+
+    def __init__(self, config: dict, classes: int, clips: list[list[tuple]]):
+        self.cfg = TrainConfig.model_validate({**config, "pretrained": "none"})
+        self.model = build_model(self.cfg, classes).eval()
+        self.files = [[(name, blob) for _, (name, blob, _) in clip] for clip in clips]
+        self.prepared = [self.decode(i) for i in range(len(clips))]
+
+    def decode(self, i: int) -> np.ndarray:
+        """What the gateway does to one request's frames."""
+        return rgb_from_images(self.files[i % len(self.files)], self.cfg.frames, self.cfg.image_size)
+
+    @torch.inference_mode()
+    def forward(self, first: int, batch: int = 1) -> None:
+        clips = np.stack([self.prepared[(first + j) % len(self.prepared)] for j in range(batch)])
+        run_model(self.model, {"rgb": normalize_rgb(to_channels_first(clips))}, heads=False)
+
+    def measure(self, batch_sizes: list[int]) -> dict:
+        out = {"decode_ms": 1000 * timed(lambda: self.decode(0)), "batches": {}}
+        for b in batch_sizes:
+            seconds = timed(lambda b=b: self.forward(0, b))
+            out["batches"][b] = {"ms": 1000 * seconds, "clips_s": b / seconds}
+        return out
+
+
+def post(url: str, model: str, files: list) -> float:
+    with httpx.Client(base_url=url, timeout=300) as c:
+        start = time.perf_counter()
+        r = c.post("/predict", files=files, data={"wait": "60", "model": model})
+        if r.status_code != 200 or r.json()["status"] != "succeeded":
+            raise RuntimeError(f"predict failed: {r.status_code} {r.text[:300]}")
+        return time.perf_counter() - start
+
+
+def paired_overhead(raw: RawModel, url: str, model: str, clips: list, n: int) -> float:
+    """Median of (service latency - (decode + batch-1 forward)) over alternating pairs:
+    drifts of a shared machine hit both sides of each pair alike."""
+    diffs = []
+    for i in range(n):
+        start = time.perf_counter()
+        raw.decode(i)
+        raw.forward(i)
+        floor = time.perf_counter() - start
+        diffs.append(post(url, model, clips[i % len(clips)]) - floor)
+    return 1000 * statistics.median(diffs)
+
+
+def measure_service(url: str, model: str, clips: list, concurrency: int, requests: int) -> dict:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = sorted(pool.map(lambda i: post(url, model, clips[i % len(clips)]), range(requests)))
+    wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"concurrency": concurrency, "requests": requests, "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94],
+            "p99_ms": 1000 * q[98], "clips_s": requests / wall}
+
+
+def predict_worker_rss(client: httpx.Client) -> float | None:
+    workers = client.get("/readyz").json().get("workers", [])
+    sizes = [w.get("rss_mb") for w in workers if "predict" in w["queues"]]
+    return sizes[0] if sizes else None
+
+
+def first_after_restart(stack: Stack, model: str, clips: list) -> dict:
+    """The first request a freshly started predict worker serves, against the next ones:
+    the worker loads the newest models when it starts, not on the first request."""
+    stack.kill("worker-predict")
+    stack.supervise_once()
+    client = httpx.Client(base_url=stack.url, timeout=60)
+    while predict_worker_rss(client) is None or not any(
+            w["pid"] == stack.procs["worker-predict"].pid for w in client.get("/readyz").json()["workers"]):
+        time.sleep(0.2)
+    first = post(stack.url, model, clips[0])
+    after = statistics.median(post(stack.url, model, clips[i % len(clips)]) for i in range(1, 9))
+    print(f"first request after a predict worker restart: {1000 * first:.0f} ms; the next ones: "
+          f"{1000 * after:.0f} ms (median of 8)")
+    return {"first_ms": 1000 * first, "next_ms": 1000 * after}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--url", help="a running stack; default: start one")
+    parser.add_argument("--dataset", default="synthetic", help="dataset to train the throwaway model on")
+    parser.add_argument("--data-dir", type=Path, help="local FPAR_DATA_DIR, to send the dataset's own frames")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, nargs="+", default=[30, 80, 160], help="per concurrency level")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--memory-requests", type=int, default=1000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    stack = None
+    if not args.url:
+        root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
+        synthetic.generate(root / "data" / "synthetic")
+        stack = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run",
+                      log_dir=root / "logs", workers=[Worker("train", "train"), Worker("predict", "predict")])
+        stack.start(timeout_s=120)
+        args.url, args.data_dir = stack.url, root / "data"
+    try:
+        report = run(args)
+        if stack:
+            report["restart"] = first_after_restart(stack, report["model"], request_files(
+                args.data_dir / args.dataset, 8, args.frames))
+    finally:
+        if stack:
+            stack.stop()
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def run(args) -> dict:
+    client = httpx.Client(base_url=args.url, timeout=300)
+    model = train_throwaway(client, args.dataset, args.frames, args.size)
+    meta = client.get(f"/models/{model}").json()
+    data_dir = args.data_dir / args.dataset if args.data_dir else None
+    clips = request_files(data_dir, 8, args.frames)
+    print(f"# model {model}: {args.frames} frames at {args.size} px; torch threads {torch.get_num_threads()}")
+
+    config = client.get(f"/jobs/{meta['job_id']}").json()["request"]
+    raw_model = RawModel(config, len(meta["classes"]), clips)
+    raw = raw_model.measure(args.batch_sizes)
+    best = max(raw["batches"].values(), key=lambda b: b["clips_s"])
+    print(f"raw decode of one request's frames: {raw['decode_ms']:.1f} ms")
+    for b, r in raw["batches"].items():
+        print(f"raw batch={b:<3} forward={r['ms']:8.1f} ms  clips/s={r['clips_s']:6.2f}")
+
+    measure_service(args.url, model, clips, 4, 8)  # warm the path
+    service = []
+    for c, n in zip(args.concurrency, args.requests):
+        s = measure_service(args.url, model, clips, c, n)
+        s["ratio"] = s["clips_s"] / best["clips_s"]
+        service.append(s)
+        extra = ""
+        if c == 1:
+            s["overhead_ms"] = paired_overhead(raw_model, args.url, model, clips, n)
+            extra = f"  p50 overhead over raw batch-1 forward + decode (paired) = {s['overhead_ms']:+.1f} ms"
+        print(f"concurrency={c:<3} p50={s['p50_ms']:7.1f} ms p95={s['p95_ms']:7.1f} ms p99={s['p99_ms']:7.1f} ms "
+              f"clips/s={s['clips_s']:6.2f} ratio={s['ratio']:.2f}{extra}", flush=True)
+
+    memory = {}
+    if args.memory_requests:
+        memory["rss_before_mb"] = predict_worker_rss(client)
+        measure_service(args.url, model, clips, 32, args.memory_requests)
+        time.sleep(6)  # the next heartbeat carries the new figure
+        memory["rss_after_mb"] = predict_worker_rss(client)
+        print(f"predict worker RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
+              f"{args.memory_requests} more predictions")
+    return {"model": model, "frames": args.frames, "size": args.size, "raw": raw, "service": service, **memory}
+
+
+if __name__ == "__main__":
+    main()
