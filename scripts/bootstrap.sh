@@ -22,7 +22,9 @@ install() {
   if [ ! -x "$target/bin/python" ]; then
     "$PYTHON" -m venv "$target"
   fi
-  "$target/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+  # (this workplace's pip config names local indexes that print a warning per package)
+  "$target/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+    -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   touch "$target/.installed-$hash"
 }
 
@@ -34,3 +36,9 @@ if [ ! -f "$target/.installed-$hash" ]; then
   [ -f "$target/.installed-$hash" ] || install
 fi
 [ "$target" = .venv ] || ln -sfn "$target" .venv
+
+# environments of older requirements, unused for a day, are 5 GB each: drop them
+if [ "$target" != .venv ]; then
+  find "$(dirname "$target")" -maxdepth 1 -name 'venv-*' -type d ! -path "$target" -mtime +0 \
+    -exec rm -rf {} + 2>/dev/null || true
+fi

@@ -71,10 +71,16 @@ if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1]
 return 'ok'
 """
 
-# ARGV: id, now, stale_before, max_attempts, error-json. A running job whose worker went silent.
+# ARGV: id, now, stale_before, max_attempts, error-json. A running job whose worker went silent
+# is run again, unless it was asked to stop (then it is cancelled) or has used up its attempts.
 _REAP = _MOVE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'gone' end
 if tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0') >= tonumber(ARGV[3]) then return 'alive' end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  move(ARGV[1], KEYS[1], 'running', 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
+  return 'cancelled'
+end
 if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[4]) then
   move(ARGV[1], KEYS[1], 'running', 'failed')
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[2], 'error', ARGV[5])

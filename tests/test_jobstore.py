@@ -1,0 +1,112 @@
+"""The job store's state machine, against a real Redis: transitions are atomic and only
+go forward, claims never run a job twice, the reaper requeues, cancels or fails."""
+import time
+
+import pytest
+import redis
+
+from service.idempotency import claim as idem_claim
+from service.idempotency import fingerprint
+from service.jobs import JobStore
+
+
+@pytest.fixture
+def store(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return JobStore(client, predict_ttl_s=60)
+
+
+def test_a_job_goes_forward_only(store):
+    job = store.create("train", {"x": 1})
+    assert store.get(job)["status"] == "queued"
+    assert store.claim(job, "w1", heartbeat_timeout_s=30) == "ok"
+    assert store.finish(job, "succeeded", result={"model": "m"}) == "ok"
+    assert store.finish(job, "failed") == "succeeded"  # a second terminal state is refused
+    assert store.transition(job, "running", ("queued",)) == "succeeded"
+    assert store.claim(job, "w2", heartbeat_timeout_s=30) == "succeeded"
+    record = store.get(job)
+    assert record["status"] == "succeeded" and record["result"] == {"model": "m"} and record["attempts"] == "1"
+    assert store.list(kind="train", status="succeeded", limit=10)[0][0]["id"] == job
+    assert store.list(kind="train", status="running", limit=10)[0] == []
+
+
+def test_claims_take_queued_or_abandoned_jobs_only(store):
+    job = store.create("train", {})
+    assert store.claim(job, "w1", heartbeat_timeout_s=30) == "ok"
+    assert store.claim(job, "w2", heartbeat_timeout_s=30) == "running"  # alive elsewhere: hands off
+    store.r.hset(f"fpar:job:{job}", "heartbeat", time.time() - 60)
+    assert store.claim(job, "w2", heartbeat_timeout_s=30) == "ok"  # its worker went silent
+    assert store.get(job)["attempts"] == "2" and store.get(job)["worker"] == "w2"
+    assert store.claim("tr_missing", "w1", heartbeat_timeout_s=30) == "missing"
+
+
+def test_reaper_requeues_then_fails_and_honours_cancel(store):
+    job = store.create("train", {})
+    store.claim(job, "w1", heartbeat_timeout_s=30)
+    assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "alive"
+    store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
+    assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "requeued"
+    assert store.get(job)["status"] == "queued"
+    store.claim(job, "w2", heartbeat_timeout_s=30)
+    store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
+    assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "failed"
+    assert store.get(job)["error"]["type"] == "worker_lost"
+
+    asked = store.create("train", {})
+    store.claim(asked, "w1", heartbeat_timeout_s=30)
+    assert store.cancel(asked) == "requested"
+    store.r.hset(f"fpar:job:{asked}", "heartbeat", 0)
+    assert store.reap(asked, heartbeat_timeout_s=30, max_attempts=5) == "cancelled"
+
+
+def test_cancel_outcomes(store):
+    queued = store.create("train", {})
+    assert store.cancel(queued) == "stopped" and store.get(queued)["status"] == "cancelled"
+    assert store.claim(queued, "w", heartbeat_timeout_s=30) == "cancelled"  # a cancelled job never starts
+    running = store.create("train", {})
+    store.claim(running, "w", heartbeat_timeout_s=30)
+    assert store.cancel(running) == "requested" and store.cancel_requested(running)
+    assert store.cancel(queued) == "cancelled"
+    assert store.cancel("nope") == "missing"
+
+
+def test_listing_pages_newest_first_and_forgets_expired_jobs(store):
+    ids = [store.create("predict", {"model": "m"}) for _ in range(5)]
+    store.r.delete(f"fpar:job:{ids[2]}")  # as if its TTL ran out
+    first, more = store.list(kind="predict", status=None, limit=2)
+    assert [j["id"] for j in first] == [ids[4], ids[3]] and more is not None
+    second, end = store.list(kind="predict", status=None, limit=10, before=more)
+    assert [j["id"] for j in second] == [ids[1], ids[0]] and end is None
+    assert store.r.zscore("fpar:idx:all", ids[2]) is None
+    assert store.r.ttl(f"fpar:job:{ids[0]}") > 0
+
+
+def test_waiters_all_wake_and_the_token_expires(store):
+    job = store.create("predict", {"model": "m"})
+    store.claim(job, "w", heartbeat_timeout_s=30)
+    store.finish(job, "succeeded", result={})
+    store.r.hset(f"fpar:job:{job}", "status", "running")  # force the blocking path
+    start = time.monotonic()
+    store.wait_done(job, 5)
+    store.wait_done(job, 5)  # a second waiter finds the token put back
+    assert time.monotonic() - start < 1
+    assert 0 < store.r.ttl(f"fpar:job:{job}:done") <= 120
+
+
+def test_pending_predictions_are_taken_oldest_first(store):
+    ids = [store.create("predict", {"model": "m1"}) for _ in range(3)]
+    store.create("predict", {"model": "m2"})
+    assert store.take_pending("m1", 2) == ids[:2]
+    assert store.take_pending("m1", 5) == ids[2:]
+    assert store.take_pending("m1", 5) == []
+
+
+def test_idempotency_key(store):
+    fp = fingerprint({"a": 1})
+    assert idem_claim(store, "train", "k1", fp, "tr_1", 60) is None
+    store.create("train", {}, job_id="tr_1")
+    assert idem_claim(store, "train", "k1", fp, "tr_2", 60) == "tr_1"
+    with pytest.raises(Exception, match="different request"):
+        idem_claim(store, "train", "k1", fingerprint({"a": 2}), "tr_3", 60)
+    assert idem_claim(store, "train", None, fp, "tr_4", 60) is None
