@@ -4,7 +4,7 @@ PY := .venv/bin/python
 HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 STAMP := .venv/.installed-$(HASH)
 
-.PHONY: install up test test-unit test-api bench bench-models bench-predict bench-train clean
+.PHONY: install up test lint test-unit test-api bench bench-models bench-predict bench-train clean
 
 install: $(STAMP)
 
@@ -14,8 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt scripts/bootstrap.sh
 up: install  ## gateway + workers (+ a private Redis unless REDIS_URL is set), Ctrl-C stops all
 	$(PY) -m launcher
 
-test: install  ## unit tests, then the API tests against real processes
+test: install  ## lint, unit tests, then the API tests against real processes
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests api_tests
+
+lint: install
+	$(PY) -m ruff check .
 
 test-unit: install
 	$(PY) -m pytest tests

@@ -6,8 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from fpar_models.data import synthetic
-from launcher import Stack, free_port
+from launcher import Stack
 
 from stack_helpers import assert_nothing_left_running, tiny_train, wait_for
 
@@ -18,10 +17,7 @@ STACK_ENV = {"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_M
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    synthetic.generate(root / "data" / "synthetic", videos_per_class=1)
-    s = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run", log_dir=root / "logs",
-              env=STACK_ENV)
+    s = Stack.on_synthetic_data(tmp_path_factory.mktemp("stack"), videos_per_class=1, env=STACK_ENV)
     s.start(timeout_s=90)
     supervisor = s.supervise_in_background()  # as `make up` does: dead processes come back
     yield s

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from launcher import free_port
+
 from stack_helpers import frames_of, tiny_train, wait_for
 
 CLIPS = [("S2", "lift_cup"), ("S2", "lower_ball"), ("S2", "open_box"), ("S4", "close_box")]

@@ -1,9 +1,10 @@
 """API keys: with FPAR_API_KEYS set, everything but /healthz and /readyz needs
 `Authorization: Bearer <key>`: 401 without one, 403 with a wrong one. Keys never reach the logs."""
+import httpx
 import pytest
 
-import httpx
 from launcher import free_port
+
 from stack_helpers import frames_of
 
 KEYS = "key-one-4f1c9e,key-two-88a0d2"

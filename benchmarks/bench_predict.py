@@ -30,10 +30,9 @@ import torch
 from PIL import Image
 
 from fpar_models.config import TrainConfig
-from fpar_models.data import synthetic
 from fpar_models.data.dataset import normalize_rgb, to_channels_first
 from fpar_models.models import build_model, run_model
-from launcher import Stack, Worker, free_port
+from launcher import Stack, Worker
 from service.uploads import rgb_from_images
 
 
@@ -174,12 +173,10 @@ def main() -> None:
 
     stack = None
     if not args.url:
-        root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
-        synthetic.generate(root / "data" / "synthetic")
-        stack = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run",
-                      log_dir=root / "logs", workers=[Worker("train", "train"), Worker("predict", "predict")])
+        stack = Stack.on_synthetic_data(Path(tempfile.mkdtemp(prefix="bench-predict-")),
+                                        workers=[Worker("train", "train"), Worker("predict", "predict")])
         stack.start(timeout_s=120)
-        args.url, args.data_dir = stack.url, root / "data"
+        args.url, args.data_dir = stack.url, stack.data_dir
     try:
         report = run(args)
         if stack:

@@ -20,9 +20,8 @@ from pathlib import Path
 import httpx
 
 from fpar_models.config import resolve_config
-from fpar_models.data import synthetic
 from fpar_models.data.gtea61 import scan
-from launcher import Stack, Worker, free_port
+from launcher import Stack, Worker
 
 
 def config(args, num_workers: int) -> dict:
@@ -69,7 +68,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--num-workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--rounds", type=int, default=2, help="alternating CLI/service runs per setting")
     parser.add_argument("--json", type=Path)
@@ -77,12 +76,10 @@ def main() -> None:
 
     stack = None
     if not args.url:
-        root = Path(tempfile.mkdtemp(prefix="bench-train-"))
-        synthetic.generate(root / "data" / "synthetic")
-        stack = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run",
-                      log_dir=root / "logs", workers=[Worker("train", "train")])
+        stack = Stack.on_synthetic_data(Path(tempfile.mkdtemp(prefix="bench-train-")),
+                                        workers=[Worker("train", "train")])
         stack.start(timeout_s=120)
-        args.url, args.data_dir = stack.url, root / "data"
+        args.url, args.data_dir = stack.url, stack.data_dir
     try:
         cfg0 = resolve_config(config(args, 0))
         clips = len(scan(args.data_dir / args.dataset, cfg0.train_users))

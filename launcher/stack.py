@@ -48,6 +48,15 @@ class Stack:
     extra: dict[str, list[str]] = field(default_factory=dict)  # more processes to keep alive
     restarts: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def on_synthetic_data(cls, root: Path, *, videos_per_class: int = 3, **kw) -> Stack:
+        """A throwaway stack under root, with the synthetic dataset as `synthetic`."""
+        from fpar_models.data import synthetic
+
+        synthetic.generate(root / "data" / "synthetic", videos_per_class=videos_per_class)
+        return cls(root / "data", root / "models", port=free_port(), run_dir=root / "run",
+                   log_dir=root / "logs", **kw)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -49,7 +49,7 @@ def _modules_in(argv: list[str]) -> list[str]:
 
 def test_every_command_exists_in_the_project():
     checks = []
-    for name, svc in SERVICES.items():
+    for svc in SERVICES.values():
         for argv in (svc.get("command") or [], svc.get("healthcheck", {}).get("test", [])[1:]):
             if argv and argv[0] in ("python", "celery", "uvicorn"):
                 checks += _modules_in(argv)

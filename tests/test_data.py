@@ -3,9 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import torch
+from PIL import Image
 
 from fpar_models.data.dataset import ClipDataset, EpochSampler
 from fpar_models.data.gtea61 import DatasetError, class_names, scan
