@@ -36,6 +36,7 @@ if [ ! -f "$target/.installed-$hash" ]; then
   [ -f "$target/.installed-$hash" ] || install
 fi
 [ "$target" = .venv ] || ln -sfn "$target" .venv
+touch "$target/.installed-$hash"  # newer than this script: make considers the install done
 
 # environments of older requirements, unused for a day, are 5 GB each: drop them
 if [ "$target" != .venv ]; then
