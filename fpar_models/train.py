@@ -192,6 +192,9 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
     state = {"stage": 0, "epoch": 0, "best": -1.0, "history": []}
     resume = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT) if (out_dir / LAST).exists() else None
     if resume:
+        if resume.get("config") != cfg.model_dump(mode="json"):
+            raise ValueError(f"{out_dir / LAST}: a checkpoint of another config; resume it with its own "
+                             "config, or train into a new folder")
         model.load_state_dict(resume["model"])
         state = resume["state"]
     elif cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
@@ -235,7 +238,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
                                         "val_acc": row["val_acc"]}, stage_best(out_dir, s_idx + 1))
             checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                    "state": state}, out_dir / LAST)
+                                    "state": state, "config": cfg.model_dump(mode="json"), "classes": classes},
+                                   out_dir / LAST)
             cb.on_epoch(row)
         resume = None
     return finish(model, cfg, classes, state, out_dir, warnings)

@@ -97,6 +97,9 @@ def test_cancel_then_resume_matches_an_uninterrupted_run(data_dir, tmp_path):
         train(cfg, data_dir, tmp_path / "a", callbacks=_stop_after(2))
     saved = checkpoint.load(tmp_path / "a" / LAST, checkpoint.TRAINING_FORMAT)
     assert saved["state"]["epoch"] == 2 and len(saved["state"]["history"]) == 2
+    assert saved["config"] == cfg.model_dump(mode="json") and len(saved["classes"]) == 6  # self-describing
+    with pytest.raises(ValueError, match="another config"):
+        train(small_config("egornn-attention", stages=[{"epochs": 4}, None]), data_dir, tmp_path / "a")
     resumed = train(cfg, data_dir, tmp_path / "a")
     straight = train(cfg, data_dir, tmp_path / "b")
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
