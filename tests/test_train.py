@@ -140,4 +140,6 @@ def test_egornn_learns_temporal_order(data_dir, tmp_path):
     cfg = small_config("egornn-attention", frames=6, batch_size=6, model={"mem_size": 128},
                        stages=[{"epochs": 15, "milestones": [12]}, None])
     result = train(cfg, data_dir, tmp_path)
-    assert result.best_val_acc >= 0.7, result.history
+    curve = [round(r["val_acc"], 2) for r in result.history]
+    assert result.best_val_acc >= 0.7, curve
+    assert sum(curve[-3:]) / 3 >= 0.7, curve  # held after the lr drop, not one lucky epoch
