@@ -324,6 +324,9 @@ class JobStore:
     def worker_alive(self, name: str, info: dict[str, Any], ttl_s: int = 15) -> None:
         self.r.set(f"{P}worker:{name}", json.dumps(info), ex=ttl_s)
 
+    def worker_gone(self, name: str) -> None:
+        self.r.delete(f"{P}worker:{name}")
+
     def workers(self) -> list[dict[str, Any]]:
         keys = list(self.r.scan_iter(f"{P}worker:*", count=100))
         return [json.loads(v) for v in self.r.mget(keys) if v] if keys else []

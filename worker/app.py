@@ -90,6 +90,10 @@ def torch_threads() -> int:
 @worker_shutdown.connect
 def _stopping(**_) -> None:
     _stop.set()
+    try:  # leave /readyz at once rather than when the heartbeat expires
+        store.worker_gone(WORKER["name"])
+    except Exception:
+        log.warning("could not withdraw the heartbeat", exc_info=True)
 
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks)
