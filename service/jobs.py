@@ -114,6 +114,11 @@ def new_id(kind: str) -> str:
     return f"{kind[:2]}_{uuid.uuid4().hex[:16]}"
 
 
+def kind_of(job_id: str) -> str:
+    """A job id names its kind (`tr_...`, `pr_...`): see new_id."""
+    return next(k for k in KINDS if job_id.startswith(f"{k[:2]}_"))
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, *, predict_ttl_s: int = 3600):
         self.r = client
@@ -251,7 +256,7 @@ class JobStore:
         done = f"{P}job:{job_id}:done"
         pipe.lpush(done, status)
         pipe.expire(done, DONE_TTL_S)
-        if job_id.startswith("pr_"):
+        if kind_of(job_id) == "predict":
             pipe.expire(f"{P}job:{job_id}", self.predict_ttl)
             pipe.delete(f"{P}frames:{job_id}")
         pipe.execute()

@@ -18,7 +18,7 @@ import time
 
 from celery.signals import worker_ready, worker_shutdown
 
-from service.jobs import JobStore
+from service.jobs import JobStore, kind_of
 from service.queue import TaskQueue, make_celery
 from service.settings import get_settings
 
@@ -26,6 +26,7 @@ log = logging.getLogger("fpar.worker")
 settings = get_settings()
 app = make_celery(settings.redis_url)
 store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s)
+requeue = TaskQueue(settings.redis_url)  # the reaper sends lost jobs' tasks again
 _stop = threading.Event()
 WORKER = {"name": f"{socket.gethostname()}:{os.getpid()}", "queues": []}
 
@@ -52,13 +53,11 @@ def beat() -> None:
 
 
 def reap() -> None:
-    queue = TaskQueue(settings.redis_url)
     for job_id in store.running_ids():
         outcome = store.reap(job_id, settings.heartbeat_timeout_s, settings.max_attempts)
         if outcome == "requeued":
-            kind = "train" if job_id.startswith("tr_") else "predict"
             log.warning("job %s lost its worker: requeued", job_id)
-            queue.send(kind, job_id)
+            requeue.send(kind_of(job_id), job_id)
         elif outcome == "failed":
             log.warning("job %s lost its worker too often: failed", job_id)
 
