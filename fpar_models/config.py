@@ -229,10 +229,10 @@ class TrainConfig(BaseModel):
         """What a user should know before the run starts (shown on the job)."""
         if self.model.arch != "two-stream":
             return []
-        return [f"no trained {arch} model given ({field}): the {arch} stream starts from the "
+        return [f"no trained {arch} model given (model.{field}): the {arch} stream starts from the "
                 f"backbone's initial ({self.pretrained}) weights"
-                for field, arch in (("model.rgb_model", "egornn"), ("model.flow_model", "flow"))
-                if not getattr(self.model, field.split(".")[1])]
+                for field, arch in (("rgb_model", "egornn"), ("flow_model", "flow"))
+                if not getattr(self.model, field)]
 
     @property
     def uses_flow(self) -> bool:

@@ -189,10 +189,11 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
     model = rt.prepare(model)
     alphas = {h.kind: h.alpha for h in cfg.model.heads}
 
+    config = cfg.model_dump(mode="json")
     state = {"stage": 0, "epoch": 0, "best": -1.0, "history": []}
     resume = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT) if (out_dir / LAST).exists() else None
     if resume:
-        if resume.get("config") != cfg.model_dump(mode="json"):
+        if resume.get("config") != config:
             raise ValueError(f"{out_dir / LAST}: a checkpoint of another config; resume it with its own "
                              "config, or train into a new folder")
         model.load_state_dict(resume["model"])
@@ -213,6 +214,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
         else:
             optimizer.load_state_dict(resume["optimizer"])
             scheduler.load_state_dict(resume["scheduler"])
+        heads = "heads" in stage.train
         done_before = sum(s.epochs for s in cfg.stages[:s_idx])
         for epoch in range(state["epoch"], stage.epochs):
             global_epoch = done_before + epoch
@@ -220,14 +222,17 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
             train_loader.sampler.set_epoch(global_epoch)
             set_train_mode(model, train_modules)
             where = {"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.epochs}
+
+            def progress(done: float, where=where, global_epoch=global_epoch) -> None:
+                cb.on_progress({**where, "fraction": (global_epoch + done) / total_epochs})
+
             started = time.perf_counter()
-            stats = train_epoch(model, train_loader, optimizer, rt, alphas, heads="heads" in stage.train,
-                                should_stop=cb.should_stop, progress=lambda f, w=where, g=global_epoch: cb.on_progress(
-                                    {**w, "fraction": (g + f) / total_epochs}))
+            stats = train_epoch(model, train_loader, optimizer, rt, alphas, heads=heads,
+                                should_stop=cb.should_stop, progress=progress)
             train_s = time.perf_counter() - started
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()  # once per epoch, after it
-            val = evaluate(model, val_loader, rt, alphas, heads="heads" in stage.train)
+            val = evaluate(model, val_loader, rt, alphas, heads=heads)
             row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
                    "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
             state["history"].append(row)
@@ -238,7 +243,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
                                         "val_acc": row["val_acc"]}, stage_best(out_dir, s_idx + 1))
             checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
                                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                    "state": state, "config": cfg.model_dump(mode="json"), "classes": classes},
+                                    "state": state, "config": config, "classes": classes},
                                    out_dir / LAST)
             cb.on_epoch(row)
         resume = None
