@@ -40,7 +40,8 @@ _DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_
 def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int) -> np.ndarray:
     """Every file is decoded (so any broken one is reported); the sampled ones are kept.
     Decoding runs on a few threads: PIL releases the GIL while it inflates pixels."""
-    picks = set(uniform_indices(len(files), frames))
+    order = uniform_indices(len(files), frames)
+    picks = set(order)
 
     def one(i: int) -> np.ndarray | None:
         name, data = files[i]
@@ -48,7 +49,7 @@ def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_si
         return eval_view(img, image_size) if i in picks else None
 
     views = list(_DECODERS.map(one, range(len(files))))  # re-raises the first bad file's 422
-    return np.stack([views[i] for i in uniform_indices(len(files), frames)])
+    return np.stack([views[i] for i in order])
 
 
 def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int) -> np.ndarray:
