@@ -19,14 +19,23 @@ Attach = Literal["layer2", "layer3", "backbone", "attention", "convlstm"]
 # The parts a stage can train, per architecture. A part is a named group of
 # parameters (see fpar_models.models.*.parts()); the trainer freezes the rest.
 PARTS: dict[str, tuple[str, ...]] = {
-    "egornn": ("classifier", "convlstm", "layer4", "cam", "heads", "backbone"),
+    "egornn": ("classifier", "convlstm", "layer4", "cam", "heads", "layer2", "layer3", "backbone"),
     "flow": ("classifier", "layer4", "backbone"),
     "two-stream": ("classifier", "convlstm", "layer4", "cam", "flow_layer4", "flow"),
 }
-Part = Literal["classifier", "convlstm", "layer4", "cam", "heads", "backbone",
+Part = Literal["classifier", "convlstm", "layer4", "cam", "heads", "layer2", "layer3", "backbone",
                "flow_layer4", "flow"]
+Precision = Literal["fp32", "bf16", "fp16"]
+TAPPED_LAYERS = ("layer2", "layer3")  # head attachments that are parts of the backbone
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+
+# Two-stream: the trained model each stream starts from (a ModelConfig field), its arch,
+# and the fields that fix the shapes of its weights: they must agree, or nothing loads.
+STREAM_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "rgb_model": ("egornn", ("attention", "mem_size")),
+    "flow_model": ("flow", ("stack_size",)),
+}
 
 
 def _conflict(model: str, loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
@@ -95,7 +104,10 @@ class ModelConfig(BaseModel):
     mem_size: int = Field(512, ge=8, le=2048, description="ConvLSTM hidden channels")
     heads: list[Head] = Field(default_factory=list, max_length=5)
     stack_size: int = Field(5, ge=1, le=20, description="flow images per direction in a stack")
-    eval_stacks: int = Field(5, ge=1, le=25, description="flow stacks averaged at evaluation")
+    eval_stacks: int = Field(5, ge=1, le=25, description="flow stacks averaged for the final test and "
+                             "for predictions (the reference's test protocol)")
+    val_stacks: int = Field(1, ge=1, le=25, description="flow stacks averaged in the per-epoch validation that "
+                            "picks the best epoch (the reference: 1, the centre stack)")
     rgb_model: str | None = Field(None, description="two-stream: trained egornn model id or checkpoint")
     flow_model: str | None = Field(None, description="two-stream: trained flow model id or checkpoint")
 
@@ -182,6 +194,8 @@ class TrainConfig(BaseModel):
     pretrained: Literal["imagenet", "none"] = Field(
         "imagenet", description="ResNet-34 ImageNet weights from a local file, or random init")
     num_workers: int = Field(0, ge=0, le=32, description="DataLoader worker processes")
+    precision: Precision = Field("fp32", description="training arithmetic: fp32 as the papers trained, or "
+                                 "bf16/fp16 mixed precision (autocast; fp16 with loss scaling)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     stages: list[StageConfig] = Field(default_factory=default_rgb_stages, min_length=1, max_length=4)
 
@@ -223,6 +237,17 @@ class TrainConfig(BaseModel):
         if "dynamic_filter" in kinds and self.frames < 2:
             raise _conflict("TrainConfig", ("frames",), "dynamic_filter needs frames >= 2 (it "
                             "predicts the next frame)", self.frames)
+        return self
+
+    @model_validator(mode="after")
+    def _tapped_layers_learn_with_their_heads(self) -> TrainConfig:
+        """A head tapping layer2/layer3 would be a detached probe if its layer stayed frozen:
+        the stages that train the heads train the tapped layers too."""
+        tapped = {h.attach for h in self.model.heads if getattr(h, "attach", None) in TAPPED_LAYERS}
+        stages = [s.model_copy(update={"train": s.train + sorted(tapped - set(s.train))})
+                  if "heads" in s.train else s for s in self.stages]
+        if stages != self.stages:
+            object.__setattr__(self, "stages", stages)  # frozen model, still being validated
         return self
 
     def start_warnings(self) -> list[str]:

@@ -1,9 +1,11 @@
 """Where and how the tensors run: the device, mixed precision, memory format, and the
-host-side frame cache budget. CUDA gets bf16 autocast (fp16 + loss scaling on older
-GPUs), channels_last and cuDNN autotuning; the CPU runs plain fp32."""
+host-side frame cache budget. CUDA gets channels_last and cuDNN autotuning, and predicts
+under bf16 autocast (fp16 on GPUs without bf16); training runs in the precision its
+config names (`precision`: fp32 unless asked), on any device. The CPU predicts in fp32."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -15,6 +17,7 @@ from torch import nn
 class Runtime:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
     weights_dir: str | None = None
     cache_bytes: int = 1 << 30
     scaler: torch.amp.GradScaler | None = None
@@ -25,19 +28,29 @@ class Runtime:
         name = device or os.environ.get("FPAR_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         dev = torch.device(name)
         amp = None
-        if dev.type == "cuda" and os.environ.get("FPAR_AMP", "1") != "0":
-            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
+            if os.environ.get("FPAR_AMP", "1") != "0":  # predictions only: training follows its config
+                amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         threads = os.environ.get("FPAR_TORCH_THREADS")
         if threads:
             torch.set_num_threads(int(threads))
         cache_mb = int(os.environ.get("FPAR_FRAME_CACHE_MB", "1024"))
-        return cls(dev, amp, os.environ.get("FPAR_WEIGHTS_DIR"), cache_mb << 20,
-                   torch.amp.GradScaler("cuda") if amp == torch.float16 else None)
+        return cls(dev, amp, channels_last=dev.type == "cuda", weights_dir=os.environ.get("FPAR_WEIGHTS_DIR"),
+                   cache_bytes=cache_mb << 20)
+
+    def for_training(self, precision: str) -> Runtime:
+        """This runtime with a training run's precision: fp32, or bf16/fp16 autocast (fp16
+        scales the loss so small gradients do not underflow)."""
+        amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        if amp == torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("precision 'bf16': this GPU has no bfloat16 support; use 'fp16' or 'fp32'")
+        scaler = torch.amp.GradScaler(self.device.type) if amp == torch.float16 else None
+        return dataclasses.replace(self, amp_dtype=amp, scaler=scaler)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.device)
-        if self.device.type == "cuda":
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from fpar_models import checkpoint
-from fpar_models.config import StageConfig, TrainConfig, resolve_config
+from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig, resolve_config
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import class_names, scan
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
@@ -50,6 +50,7 @@ class Callbacks:
 class TrainResult:
     model_path: Path
     best_val_acc: float
+    test_acc: float  # the best model under the final test protocol (= best_val_acc for RGB models)
     history: list[dict[str, Any]]
     classes: list[str]
     warnings: list[str] = field(default_factory=list)
@@ -62,21 +63,30 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], runtime: Runtime):
+    """Training, validation (every epoch: it picks the best one) and test loaders. The test
+    clips are the validation users' under the final protocol, which differs only for flow:
+    the reference validates on the centre stack and tests on the mean of 5 (None otherwise)."""
     grid = motion_map_grid(cfg)
     streams = dict(rgb=cfg.uses_rgb, maps=grid is not None, flow=cfg.uses_flow)
     common = dict(image_size=cfg.image_size, frames=cfg.frames, rgb=cfg.uses_rgb, map_grid=grid,
                   flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
-                  eval_stacks=cfg.model.eval_stacks, seed=cfg.seed, cache=ImageCache(runtime.cache_bytes))
-    train_set = ClipDataset(scan(root, cfg.train_users, classes=classes, **streams), train=True, **common)
-    val_set = ClipDataset(scan(root, cfg.val_users, classes=classes, **streams), train=False, **common)
+                  seed=cfg.seed, cache=ImageCache(runtime.cache_bytes))
+    train_videos = scan(root, cfg.train_users, classes=classes, **streams)
+    val_videos = scan(root, cfg.val_users, classes=classes, **streams)
     # persistent workers keep their frame caches from one epoch to the next
-    loader = dict(num_workers=cfg.num_workers, pin_memory=runtime.device.type == "cuda",
-                  persistent_workers=cfg.num_workers > 0)
-    train = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, **loader,
+    options = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                   pin_memory=runtime.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+
+    def evaluation(stacks: int):
+        clips = ClipDataset(val_videos, train=False, eval_stacks=stacks, **common)
+        return torch.utils.data.DataLoader(clips, sampler=EpochSampler(len(clips), shuffle=False), **options)
+
+    train_set = ClipDataset(train_videos, train=True, **common)
+    train = torch.utils.data.DataLoader(train_set, **options,
                                         sampler=EpochSampler(len(train_set), shuffle=True, seed=cfg.seed))
-    val = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, **loader,
-                                      sampler=EpochSampler(len(val_set), shuffle=False))
-    return train, val
+    m = cfg.model
+    test = evaluation(m.eval_stacks) if cfg.uses_flow and m.eval_stacks != m.val_stacks else None
+    return train, evaluation(m.val_stacks), test
 
 
 def configure_stage(model: nn.Module, stage: StageConfig) -> tuple[list[dict], list[nn.Module]]:
@@ -138,16 +148,30 @@ def calibrate_batchnorm(model: nn.Module, loader, runtime: Runtime, max_batches:
 def load_streams(model: nn.Module, cfg: TrainConfig, classes: list[str],
                  resolve: Callable[[str], Path]) -> list[str]:
     """Two-stream starting points: trained RGB and flow models. Returns warnings."""
-    for ref, stream, arch in ((cfg.model.rgb_model, model.rgb, "egornn"),
-                              (cfg.model.flow_model, model.flow, "flow")):
+    for source_field, (arch, shape_fields) in STREAM_SOURCES.items():
+        ref = getattr(cfg.model, source_field)
         if not ref:
             continue
         ckpt = checkpoint.load(resolve(ref), checkpoint.MODEL_FORMAT)
-        if ckpt["config"]["model"]["arch"] != arch or ckpt["classes"] != classes:
-            raise ValueError(f"model {ref} is not an {arch} model trained on these classes")
-        state = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("heads.")}
-        stream.load_state_dict(state)
+        source = ckpt["config"]["model"]
+        if source["arch"] != arch or ckpt["classes"] != classes:
+            raise ValueError(f"model.{source_field}: {ref} is not an {arch} model trained on these classes")
+        for name in shape_fields:
+            if source[name] != getattr(cfg.model, name):
+                raise ValueError(f"model.{name}: {ref} was trained with {name} {source[name]}, "
+                                 f"this config has {getattr(cfg.model, name)}")
+        stream = model.rgb if arch == "egornn" else model.flow
+        stream.load_state_dict({k: v for k, v in ckpt["state_dict"].items() if not k.startswith("heads.")})
     return cfg.start_warnings()
+
+
+def same_config(saved: dict | None, cfg: TrainConfig) -> bool:
+    """Compared as configs, not dicts: a checkpoint written before a field with a default
+    was added still matches the config that resumes it."""
+    try:
+        return saved is not None and TrainConfig.model_validate(saved) == cfg
+    except ValueError:  # pydantic's ValidationError: a config this version no longer reads
+        return False
 
 
 def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[str, float], *, heads: bool,
@@ -177,12 +201,12 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
           runtime: Runtime | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
     """Run (or resume, when out_dir holds a checkpoint) every stage of cfg."""
     cb = callbacks or Callbacks()
-    rt = runtime or Runtime.detect()
+    rt = (runtime or Runtime.detect()).for_training(cfg.precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir) / cfg.dataset
     classes = class_names(root)
-    train_loader, val_loader = make_loaders(cfg, root, classes, rt)
+    train_loader, val_loader, test_loader = make_loaders(cfg, root, classes, rt)
     seed_everything(cfg.seed)
     model = build_model(cfg, len(classes), weights_dir=rt.weights_dir)
     warnings = load_streams(model, cfg, classes, resolve_model) if cfg.model.arch == "two-stream" else []
@@ -193,7 +217,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
     state = {"stage": 0, "epoch": 0, "best": -1.0, "history": []}
     resume = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT) if (out_dir / LAST).exists() else None
     if resume:
-        if resume.get("config") != config:
+        if not same_config(resume.get("config"), cfg):
             raise ValueError(f"{out_dir / LAST}: a checkpoint of another config; resume it with its own "
                              "config, or train into a new folder")
         model.load_state_dict(resume["model"])
@@ -247,21 +271,25 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
                                    out_dir / LAST)
             cb.on_epoch(row)
         resume = None
-    return finish(model, cfg, classes, state, out_dir, warnings)
+    return finish(model, cfg, classes, state, out_dir, warnings, test_loader, rt)
 
 
 def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, out_dir: Path,
-           warnings: list[str]) -> TrainResult:
-    """The final model is the best of the last stage, as in the papers."""
+           warnings: list[str], test_loader, rt: Runtime) -> TrainResult:
+    """The final model is the best of the last stage, as in the papers; its test accuracy
+    is measured under the final protocol where that is not the validation's."""
     best = checkpoint.load(stage_best(out_dir, len(cfg.stages)), checkpoint.TRAINING_FORMAT)
     model.load_state_dict(best["model"])
+    test_acc = best["val_acc"]
+    if test_loader is not None:
+        test_acc = evaluate(model, test_loader, rt, {}, heads=False)["val_acc"]
     model_path = out_dir / MODEL
-    checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"]),
-                           model_path)
-    metrics = {"best_val_acc": best["val_acc"], "classes": classes, "history": state["history"],
-               "warnings": warnings}
+    checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"],
+                                                 test_acc=test_acc), model_path)
+    metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": classes,
+               "history": state["history"], "warnings": warnings}
     checkpoint.write_json_atomic(metrics, out_dir / METRICS)
-    return TrainResult(model_path, best["val_acc"], state["history"], classes, warnings)
+    return TrainResult(model_path, best["val_acc"], test_acc, state["history"], classes, warnings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
     result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log), resolve_model=resolve)
-    print(f"best_val_acc={result.best_val_acc:.4f} model={result.model_path}")
+    print(f"best_val_acc={result.best_val_acc:.4f} test_acc={result.test_acc:.4f} model={result.model_path}")
 
 
 if __name__ == "__main__":

@@ -4,15 +4,68 @@ from pydantic import ValidationError
 from fpar_models.config import TrainConfig, UnknownPreset, deep_merge, resolve_config
 from fpar_models.presets import PRESETS
 
-ELEVEN = {"convlstm", "egornn-attention", "flow", "two-stream", "ms-classification", "ms-regression",
-          "ms-order", "static-dynamic", "dynamic-filter", "idt-net", "feedback"}
+NAMES = {"convlstm", "egornn-attention", "flow", "two-stream", "ms-classification", "ms-regression",
+         "ms-order", "static-dynamic", "dynamic-filter", "convlstm-dynamic", "idt-net", "feedback", "sparnet"}
 
 
-def test_the_eleven_presets_exist_and_validate():
-    assert set(PRESETS) == ELEVEN
+def test_the_presets_exist_validate_and_cite_their_source():
+    assert set(PRESETS) == NAMES
     for name, preset in PRESETS.items():
         assert preset.config.preset == name
         assert TrainConfig.model_validate(preset.config.model_dump()) == preset.config
+        assert "seed 0" in preset.source or "SPEC" in preset.source, name
+        assert preset.description.endswith(f"Source: {preset.source}.")
+
+
+# seed 004, tables 2, 3, 5, 6 (best rows) and section 4.2: lr, head lr, layer4 lr, alpha, milestones, gamma
+SEED_004 = {
+    "ms-regression": (2e-4, 1e-4, 4e-4, 0.5, [45, 90], 0.1, "motion_segmentation", "backbone"),
+    "idt-net": (2e-4, 5e-5, 2e-4, 0.5, [45, 95], 0.1, "motion_segmentation", "convlstm"),
+    "dynamic-filter": (1e-4, 1e-4, 4e-4, 1e-3, [30, 80], 0.2, "dynamic_filter", "convlstm"),
+    "convlstm-dynamic": (2e-4, 1e-4, 2e-4, 0.01, [45, 90], 0.1, "dynamic_filter", "backbone"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_004))
+def test_seed_004_presets_are_its_best_rows(name):
+    lr, head_lr, resnet_lr, alpha, milestones, gamma, kind, attach = SEED_004[name]
+    cfg = PRESETS[name].config
+    (head,) = cfg.model.heads
+    assert (head.kind, head.attach, head.alpha) == (kind, attach, alpha)
+    s1, s2 = cfg.stages
+    assert s1 == TrainConfig().stages[0]  # stage 1 is Ego-RNN's
+    assert (s2.epochs, s2.lr, s2.milestones, s2.gamma) == (100, lr, milestones, gamma)
+    assert s2.part_lr == {"heads": head_lr, "layer4": resnet_lr, "cam": resnet_lr}
+    assert set(s2.train) == {"convlstm", "classifier", "layer4", "cam", "heads"} and cfg.frames == 16
+
+
+def test_the_reports_other_recipes():
+    for name in ("ms-classification", "ms-order"):  # seed 001: MS after the attention, 300 + 150 epochs
+        cfg = PRESETS[name].config
+        assert cfg.model.heads[0].attach == "attention" and cfg.frames == 16
+        assert [s.epochs for s in cfg.stages] == [300, 150] and cfg.stages[1].lr == 1e-4
+    assert [h.kind for h in PRESETS["ms-order"].config.model.heads] == ["motion_segmentation", "order_prediction"]
+    feedback = PRESETS["feedback"].config  # seed 002: 7 frames, a third stage trains the whole backbone
+    assert feedback.frames == 7 and len(feedback.stages) == 3
+    assert {"backbone", "heads"} <= set(feedback.stages[2].train)
+    sparnet = PRESETS["sparnet"].config  # SparNet: MS classification on layer4, whole backbone in stage 2
+    (ms,) = sparnet.model.heads
+    assert (ms.kind, ms.mode, ms.attach, sparnet.frames) == ("motion_segmentation", "classification", "backbone", 7)
+    assert "backbone" in sparnet.stages[1].train and "backbone" not in sparnet.stages[0].train
+
+
+def test_a_head_on_layer2_or_layer3_trains_its_layer_with_it():
+    cfg = resolve_config({"preset": "ms-classification",
+                          "model": {"heads": [{"kind": "motion_segmentation", "attach": "layer3"}]}})
+    assert "layer3" not in cfg.stages[0].train and "layer3" in cfg.stages[1].train
+    assert "layer2" not in cfg.stages[1].train
+    assert TrainConfig.model_validate(cfg.model_dump()) == cfg  # stable through a round trip
+
+
+def test_precision_and_evaluation_protocol_are_config_fields():
+    cfg = TrainConfig()
+    assert cfg.precision == "fp32" and (cfg.model.val_stacks, cfg.model.eval_stacks) == (1, 5)
+    assert resolve_config({"precision": "bf16"}).precision == "bf16"
 
 
 def test_defaults_are_the_papers_rgb_recipe():
@@ -82,6 +135,8 @@ def _error_locations(request):
     ({"model": {"arch": "flow", "heads": [{"kind": "order_prediction"}]}}, ("model", "heads")),
     ({"model": {"rgb_model": "m1"}}, ("model", "rgb_model")),
     ({"pretrained": "yes"}, ("pretrained",)),
+    ({"precision": "fp8"}, ("precision",)),
+    ({"model": {"val_stacks": 0}}, ("model", "val_stacks")),
 ])
 def test_bad_configs_name_the_field(request_body, loc):
     assert loc in _error_locations(request_body)

@@ -4,25 +4,28 @@ import pytest
 import torch
 
 from fpar_models.loss import compute_loss
-from fpar_models.models import build_model, run_model
+from fpar_models.models import build_model, motion_map_grid, run_model
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode
 
 from model_helpers import small_config
 
-CASES = [("egornn-attention", 0), ("egornn-attention", 1), ("convlstm", 1), ("ms-classification", 1),
-         ("ms-order", 1), ("static-dynamic", 1), ("dynamic-filter", 1), ("feedback", 1), ("flow", 0),
-         ("two-stream", 0)]
+LAYER3_HEAD = {"model": {"heads": [{"kind": "motion_segmentation", "attach": "layer3"}]}}
+CASES = [("egornn-attention", 0, {}), ("egornn-attention", 1, {}), ("convlstm", 1, {}),
+         ("ms-classification", 1, {}), ("ms-classification", 1, LAYER3_HEAD), ("ms-order", 1, {}),
+         ("static-dynamic", 1, {}), ("dynamic-filter", 1, {}), ("convlstm-dynamic", 1, {}), ("feedback", 1, {}),
+         ("feedback", 2, {}), ("sparnet", 1, {}), ("flow", 0, {}), ("two-stream", 0, {})]
 
 
 def _batch(cfg):
     torch.manual_seed(1)
+    grid = motion_map_grid(cfg) or 2
     return {"rgb": torch.randn(2, 4, 3, 64, 64), "flow": torch.randn(2, 1, 10, 64, 64),
-            "maps": torch.rand(2, 4, 2, 2), "label": torch.tensor([1, 3])}
+            "maps": torch.rand(2, 4, grid, grid), "label": torch.tensor([1, 3])}
 
 
-@pytest.mark.parametrize("preset, stage_index", CASES)
-def test_stage_trains_exactly_its_parts(preset, stage_index):
-    cfg = small_config(preset)
+@pytest.mark.parametrize("preset, stage_index, overrides", CASES)
+def test_stage_trains_exactly_its_parts(preset, stage_index, overrides):
+    cfg = small_config(preset, **overrides)
     stage = cfg.stages[stage_index]
     torch.manual_seed(0)
     model = build_model(cfg, 6)
@@ -65,3 +68,22 @@ def test_stage_lr_per_part():
     groups, _ = configure_stage(build_model(cfg, 6), cfg.stages[0])
     lrs = {g["name"]: g["lr"] for g in groups}
     assert lrs["flow_layer4"] == 1e-4 and lrs["classifier"] == lrs["convlstm"] == 1e-2
+
+
+@pytest.mark.parametrize("attach", ["layer2", "layer3"])
+def test_the_motion_segmentation_loss_reaches_the_layer_it_taps(attach):
+    """A head on layer2/layer3 is not a detached probe: its loss alone moves its layer."""
+    cfg = small_config("ms-classification", model={"heads": [{"kind": "motion_segmentation", "attach": attach}]})
+    torch.manual_seed(0)
+    model = build_model(cfg, 6)
+    configure_stage(model, cfg.stages[1])
+    batch = _batch(cfg)
+    out = run_model(model, batch)
+    _, parts = compute_loss(out, batch, {"motion_segmentation": 1.0})
+    parts["motion_segmentation"].backward()
+    tapped = getattr(model.backbone, attach)
+    assert all(p.requires_grad for p in model.parts()[attach].params)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parts()[attach].params)
+    deeper = model.backbone.layer4 if attach == "layer3" else model.backbone.layer3
+    assert all(p.grad is None for p in deeper.parameters())  # nothing above the tap is reached
+    assert tapped[0].bn1.weight.grad is None  # BN stays frozen in a tapped layer

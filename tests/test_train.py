@@ -11,9 +11,11 @@ from PIL import Image
 
 from fpar_models import checkpoint
 from fpar_models.checkpoint import load_model
+from fpar_models.data.gtea61 import class_names
 from fpar_models.data.transforms import prepare_frames
 from fpar_models.inference import Clip, Predictor
-from fpar_models.train import LAST, Callbacks, Cancelled, train
+from fpar_models.runtime import Runtime
+from fpar_models.train import LAST, Callbacks, Cancelled, make_loaders, train
 
 from model_helpers import SMALL, small_config
 
@@ -128,6 +130,10 @@ def test_two_stream_starts_from_trained_streams(data_dir, tmp_path, trained):
     paths = {"rgb": trained / "model.pt", "flow": flow.model_path}
     warm = train(cfg, data_dir, tmp_path / "warm", resolve_model=paths.__getitem__)
     assert warm.warnings == []
+    assert 0 <= flow.test_acc <= 1 and json.loads((tmp_path / "flow" / "metrics.json").read_text())["test_acc"] == flow.test_acc
+    narrower = small_config("two-stream", stages=[{"epochs": 1}], model={"rgb_model": "rgb", "mem_size": 32})
+    with pytest.raises(ValueError, match="model.mem_size: rgb was trained with mem_size 64"):
+        train(narrower, data_dir, tmp_path / "narrow", resolve_model=paths.__getitem__)
     joint, _ = load_model(warm.model_path)
     rgb, _ = load_model(paths["rgb"])
     # frozen parts of the RGB stream are exactly the trained model's
@@ -143,3 +149,14 @@ def test_egornn_learns_temporal_order(data_dir, tmp_path):
     curve = [round(r["val_acc"], 2) for r in result.history]
     assert result.best_val_acc >= 0.7, curve
     assert sum(curve[-3:]) / 3 >= 0.7, curve  # held after the lr drop, not one lucky epoch
+
+
+def test_flow_validates_on_the_centre_stack_and_tests_on_five(data_dir):
+    """The reference's protocol: the per-epoch validation that picks the best epoch reads one
+    centre stack; only the final test averages 5 stacks spread over the video."""
+    root = data_dir / "synthetic"
+    for preset in ("flow", "two-stream"):
+        _, val, test = make_loaders(small_config(preset), root, class_names(root), Runtime())
+        assert val.dataset[0]["flow"].shape[0] == 1 and test.dataset[0]["flow"].shape[0] == 5
+    _, _, none = make_loaders(small_config("egornn-attention"), root, class_names(root), Runtime())
+    assert none is None  # RGB models: the test protocol is the validation's

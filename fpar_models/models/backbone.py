@@ -60,6 +60,11 @@ class ResNet34Features(nn.Module):
         return [p for block in self.layer4 for conv in (block.conv1, block.conv2)
                 for p in conv.parameters()]
 
+    def convs(self, layer: str) -> list[nn.Parameter]:
+        """Every convolution of a layer, its downsample projection included; BN stays frozen.
+        What a head tapping layer2/layer3 trains, so its loss shapes the features it reads."""
+        return [p for m in getattr(self, layer).modules() if isinstance(m, nn.Conv2d) for p in m.parameters()]
+
 
 def imagenet_state(path: str) -> dict[str, torch.Tensor]:
     """torchvision's ResNet-34 ImageNet state dict from a local file."""

@@ -76,5 +76,9 @@ class EgoRNN(nn.Module):
             # fc.bias only moves the argmax: it has no gradient path, so it is not trained
             "cam": Part([backbone.fc.weight], []),
             "heads": Part(list(self.heads.parameters()), [self.heads]),
-            "backbone": Part(list(backbone.parameters()), [backbone]),
+            "layer2": Part(backbone.convs("layer2"), []),
+            "layer3": Part(backbone.convs("layer3"), []),
+            # the whole CNN, BatchNorm included; its ImageNet fc learns only as the `cam` part
+            "backbone": Part([p for name, p in backbone.named_parameters() if not name.startswith("fc.")],
+                             [backbone]),
         }

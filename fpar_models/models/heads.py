@@ -54,8 +54,8 @@ class MotionSegmentation(nn.Module):
         """(N, 100, g, g) -> logits (N, 2, g, g), or sigmoid grey levels (N, g, g)."""
         out = self.predict(hidden.flatten(1))
         if self.mode == "classification":
-            return out.view(-1, 2, self.grid, self.grid)  # softmax belongs to the loss alone
-        return torch.sigmoid(out.view(-1, self.grid, self.grid))
+            return out.unflatten(1, (2, self.grid, self.grid))  # softmax belongs to the loss alone
+        return torch.sigmoid(out.unflatten(1, (self.grid, self.grid)))
 
     def forward(self, taps: Taps) -> dict:
         x = getattr(taps, self.attach)
@@ -119,16 +119,17 @@ class DynamicFilter(nn.Module):
 
     def forward(self, taps: Taps) -> dict:
         x = getattr(taps, self.attach)[:, :-1].flatten(0, 1)  # steps 0 .. T-2
-        filters = F.adaptive_avg_pool2d(self.generate(x), self.k)  # (N, 3, k, k)
+        # (N, 3, k, k); reshape, not view: on CUDA the convolutions hand back channels_last tensors
+        filters = F.adaptive_avg_pool2d(self.generate(x), self.k)
         n = filters.shape[0]
-        filters = F.softmax(filters.view(n * 3, -1), dim=1).view(n * 3, 1, self.k, self.k)
+        filters = F.softmax(filters.reshape(n * 3, -1), dim=1).reshape(n * 3, 1, self.k, self.k)
         b, t, _, size, _ = taps.frames.shape
         small = F.interpolate(taps.frames.flatten(0, 1), size=max(size // 4, self.k),
                               mode="bilinear", align_corners=False).unflatten(0, (b, t))
         prev = small[:, :-1].flatten(0, 1)  # (N, 3, r, r)
         r = prev.shape[-1]
         pred = F.conv2d(prev.reshape(1, n * 3, r, r), filters, padding=self.k // 2, groups=n * 3)
-        return {"pred": pred.view(n, 3, r, r), "target": small[:, 1:].flatten(0, 1)}
+        return {"pred": pred.reshape(n, 3, r, r), "target": small[:, 1:].flatten(0, 1)}
 
 
 class Feedback(nn.Module):
