@@ -18,10 +18,14 @@ def test_health_and_readiness(client):
 
 
 def test_presets_are_the_papers(client):
-    presets = client.get("/presets").json()
-    assert len(presets) == 11
-    two_stream = next(p for p in presets if p["name"] == "two-stream")
-    assert two_stream["config"]["stages"][0]["part_lr"] == {"flow_layer4": 1e-4}
+    presets = {p["name"]: p for p in client.get("/presets").json()}
+    assert len(presets) == 13 and {"convlstm-dynamic", "sparnet"} <= set(presets)
+    assert all("Source: " in p["description"] and p["source"] in p["description"] for p in presets.values())
+    assert presets["two-stream"]["config"]["stages"][0]["part_lr"] == {"flow_layer4": 1e-4}
+    idt = presets["idt-net"]["config"]["stages"][1]  # seed 004, table 5
+    assert (idt["epochs"], idt["lr"], idt["milestones"], idt["part_lr"]) == (
+        100, 2e-4, [45, 95], {"heads": 5e-5, "layer4": 2e-4, "cam": 2e-4})
+    assert len(presets["feedback"]["config"]["stages"]) == 3 and "table 5" in presets["idt-net"]["source"]
 
 
 def test_training_reports_progress_metrics_and_registers_the_model(client, trained):

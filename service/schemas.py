@@ -52,6 +52,8 @@ class ModelOut(BaseModel):
     preset: str | None
     classes: list[str]
     best_val_acc: float
+    test_acc: float | None = Field(None, description="the best model under the final test protocol "
+                                   "(flow: 5 stacks; RGB: as validation)")
     job_id: str
     created_at: str
     frames: int
@@ -65,5 +67,6 @@ class ModelOut(BaseModel):
 
 class PresetOut(BaseModel):
     name: str
-    description: str
+    description: str = Field(description="what it is, then the source of its values")
+    source: str = Field(description="where the values come from: seed report, section, table")
     config: TrainConfig

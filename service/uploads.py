@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,19 +22,23 @@ FORMATS = ("PNG", "JPEG")
 
 
 def decode_image(data: bytes, field: str, index: int, name: str | None, mode: str) -> Image.Image:
-    label = f"'{name}'" if name else f"file {index}"
+    part = f"{field}[{index}]" + (f" ('{name}')" if name else "")
     if not data:
-        raise field_error([field, index], f"{label} is empty")
+        raise field_error([field, index], f"{part} is empty")
     try:
         img = Image.open(io.BytesIO(data))
         if img.format not in FORMATS:
-            raise field_error([field, index], f"{label} is {img.format or 'an unknown format'}; send PNG or JPEG")
+            raise field_error([field, index], f"{part} is {img.format or 'an unknown format'}; send PNG or JPEG")
         img.load()  # a truncated file fails here, not later in a worker
         return img.convert(mode)
+    except UnidentifiedImageError:
+        raise field_error([field, index], f"{part} is not an image: send PNG or JPEG files") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise field_error([field, index], f"{label} is not a readable PNG/JPEG image ({e})") from None
+        reason = _OBJECT_REPR.sub("the upload", str(e))  # PIL names the in-memory file by its address
+        raise field_error([field, index], f"{part} is a damaged or unreadable PNG/JPEG image ({reason})") from None
 
 
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 _DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_prefix="decode")
 
 

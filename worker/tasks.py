@@ -14,7 +14,7 @@ from fpar_models import checkpoint
 from fpar_models.config import TrainConfig
 from fpar_models.data.gtea61 import DatasetError
 from fpar_models.inference import Clip
-from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, train
+from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, train
 from service.arrays import unpack
 from worker.app import WORKER, app, settings, store
 from worker.model_cache import ModelCache
@@ -84,7 +84,7 @@ def train_job(job_id: str) -> None:
         try:
             result = train(cfg, settings.data_dir, out, callbacks=callbacks, runtime=MODELS.runtime,
                            resolve_model=model_path)
-            model_id = register(job_id, cfg, out, result.best_val_acc, result.classes)
+            model_id = register(job_id, cfg, out, result)
         except Cancelled:
             store.finish(job_id, "cancelled")
             return
@@ -92,7 +92,8 @@ def train_job(job_id: str) -> None:
             log.exception("training job %s failed", job_id)
             store.finish(job_id, "failed", error=failure(e))
             return
-    store.finish(job_id, "succeeded", result={"model": model_id, "best_val_acc": result.best_val_acc})
+    store.finish(job_id, "succeeded", result={"model": model_id, "best_val_acc": result.best_val_acc,
+                                              "test_acc": result.test_acc})
     shutil.rmtree(out, ignore_errors=True)  # checkpoints served their purpose; the model is registered
 
 
@@ -103,7 +104,7 @@ def model_path(ref: str) -> Path:
     return settings.model_dir / meta["path"]
 
 
-def register(job_id: str, cfg: TrainConfig, out: Path, best_val_acc: float, classes: list[str]) -> str:
+def register(job_id: str, cfg: TrainConfig, out: Path, result: TrainResult) -> str:
     """Move the trained model into the model store and list it in Redis (idempotent)."""
     model_id = f"m_{job_id[3:]}"
     folder = settings.model_dir / model_id
@@ -113,10 +114,10 @@ def register(job_id: str, cfg: TrainConfig, out: Path, best_val_acc: float, clas
     tmp.replace(folder / MODEL)
     shutil.copyfile(out / METRICS, folder / METRICS)
     inputs = [name for name, used in (("rgb", cfg.uses_rgb), ("flow", cfg.uses_flow)) if used]
-    store.add_model({"id": model_id, "arch": cfg.model.arch, "preset": cfg.preset, "classes": classes,
-                     "best_val_acc": best_val_acc, "job_id": job_id, "created_at": time.time(),
-                     "frames": cfg.frames, "image_size": cfg.image_size, "stack_size": cfg.model.stack_size,
-                     "eval_stacks": cfg.model.eval_stacks, "inputs": inputs,
+    store.add_model({"id": model_id, "arch": cfg.model.arch, "preset": cfg.preset, "classes": result.classes,
+                     "best_val_acc": result.best_val_acc, "test_acc": result.test_acc, "job_id": job_id,
+                     "created_at": time.time(), "frames": cfg.frames, "image_size": cfg.image_size,
+                     "stack_size": cfg.model.stack_size, "eval_stacks": cfg.model.eval_stacks, "inputs": inputs,
                      "path": f"{model_id}/{MODEL}", "config": cfg.model_dump(mode="json")})
     return model_id
 

@@ -25,4 +25,5 @@ def get_model(model_id: str, store: StoreDep) -> ModelOut:
 
 @router.get("/presets", response_model=list[PresetOut], summary="The papers' configurations")
 def list_presets() -> list[PresetOut]:
-    return [PresetOut(name=p.name, description=p.description, config=p.config) for p in PRESETS.values()]
+    return [PresetOut(name=p.name, description=p.description, source=p.source, config=p.config)
+            for p in PRESETS.values()]

@@ -14,6 +14,7 @@ from service.schemas import JobOut
 
 router = APIRouter(tags=["jobs"])
 Named = list[tuple[str | None, bytes]]
+INPUT_NAMES = {"rgb": "frames", "flow": "flow images (flow_x, flow_y)"}
 
 
 @router.post("/predict", status_code=202, response_model=JobOut,
@@ -32,7 +33,9 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
             ) -> JobOut:
     if wait > settings.max_wait_s:
         raise field_error(["wait"], f"at most {settings.max_wait_s:g} seconds")
-    meta = store.get_model(model) if model else store.newest_model()
+    carried = {"rgb"} if frames or video else set()
+    carried |= {"flow"} if flow_x or flow_y else set()
+    meta = store.get_model(model) if model else default_model(store, carried)
     if meta is None:
         raise Problem(404, f"model '{model}' not found" if model else "no trained model yet: POST /train first",
                       kind="unknown-model", errors=[{"loc": ["model"], "msg": "not found"}])
@@ -59,9 +62,24 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
     job_id = prior or job_id
     store.wait_done(job_id, wait)
     job = job_response(store, job_id, response)
-    if job.status in TERMINAL:
+    if wait > 0 and job.status in TERMINAL:  # wait=0 is a promise to answer 202, however fast the worker
         response.status_code = 200
     return job
+
+
+def default_model(store, carried: set[str]) -> dict[str, Any] | None:
+    """The newest model that takes what the request carries (frames -> an RGB model, frames
+    and flow -> any), so a newly trained flow model does not capture frame-only requests."""
+    models = store.models()
+    if not models or not carried:
+        return models[0] if models else None
+    fitting = next((m for m in models if set(m["inputs"]) <= carried), None)
+    if fitting is None:
+        sent = " and ".join(INPUT_NAMES[i] for i in sorted(carried))
+        needed = " and ".join(INPUT_NAMES[i] for i in models[0]["inputs"])
+        raise field_error(["model"], f"no trained model takes {sent} alone; the newest model needs {needed}: "
+                          "send those, or name a model")
+    return fitting
 
 
 def _read(files: list[UploadFile] | None) -> Named:

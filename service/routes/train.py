@@ -4,8 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 
-from fpar_models.config import TrainConfig, UnknownPreset, resolve_config
-from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR
+from fpar_models.config import STREAM_SOURCES, TrainConfig, UnknownPreset, deep_merge, resolve_config
+from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR, class_names
 from fpar_models.weights import find_imagenet_weights, missing_weights_message
 from service import idempotency
 from service.deps import QueueDep, SettingsDep, StoreDep
@@ -34,7 +34,7 @@ def submit_training(body: Annotated[dict[str, Any], Body()], response: Response,
     check_dataset(cfg, settings)
     if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
         raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
-    check_starting_models(cfg, store)
+    cfg = fit_stream_sources(body, cfg, store, settings)
     job_id = new_id("train")
     prior = idempotency.claim(store, "train", idempotency_key, idempotency.fingerprint(body), job_id, 24 * 3600)
     if prior:
@@ -66,14 +66,34 @@ def check_dataset(cfg: TrainConfig, settings: Settings) -> None:
                 raise field_error([field, i], f"user '{user}' not found in dataset '{cfg.dataset}'")
 
 
-def check_starting_models(cfg: TrainConfig, store) -> None:
-    for field, arch in (("rgb_model", "egornn"), ("flow_model", "flow")):
+def fit_stream_sources(body: dict[str, Any], cfg: TrainConfig, store, settings: Settings) -> TrainConfig:
+    """Two-stream jobs start from trained models, whose weights fix some shapes (mem_size,
+    attention, stack_size). A shape the request leaves to the preset is taken from the
+    model; one the request sets must agree with it. The models must exist, be of the right
+    arch and know the dataset's classes: all of it is refused here, not 200 epochs later."""
+    if cfg.model.arch != "two-stream":
+        return cfg
+    requested = body.get("model") if isinstance(body.get("model"), dict) else {}
+    adopted: dict[str, Any] = {}
+    for field, (arch, shape_fields) in STREAM_SOURCES.items():
         ref = getattr(cfg.model, field)
         if not ref:
             continue
-        model = store.get_model(ref)
-        if model is None:
+        source = store.get_model(ref)
+        if source is None:
             raise Problem(404, f"model '{ref}' not found", kind="unknown-model",
                           errors=[{"loc": ["model", field], "msg": "not found"}])
-        if model["arch"] != arch:
-            raise field_error(["model", field], f"model '{ref}' is a {model['arch']} model, not {arch}")
+        if source["arch"] != arch:
+            raise field_error(["model", field], f"model '{ref}' is a {source['arch']} model, not {arch}")
+        if source["classes"] != class_names(settings.data_dir / cfg.dataset):
+            raise field_error(["model", field], f"model '{ref}' was trained on other classes than those of "
+                              f"dataset '{cfg.dataset}'")
+        for name in shape_fields:
+            theirs, ours = source["config"]["model"][name], getattr(cfg.model, name)
+            if theirs == ours:
+                continue
+            if name in requested:
+                raise field_error(["model", name], f"{field} '{ref}' was trained with {name} {theirs}; "
+                                  f"the two-stream model must match it (drop model.{name} to take it)")
+            adopted[name] = theirs
+    return resolve_config(deep_merge(body, {"model": adopted})) if adopted else cfg

@@ -1,0 +1,84 @@
+"""Accepted, then failed: what the gateway can see will fail is settled at submit. Each of
+these requests used to be accepted and then fail in a worker, or fail for a reason a
+client could not act on."""
+import pytest
+
+from stack_helpers import TINY, frames_of, tiny_train, wait_for
+
+
+def _two_stream(rgb_model: str, **model) -> dict:
+    """A two-stream request that leaves every shape field to the preset (mem_size 512)."""
+    body = tiny_train("two-stream", (1,))
+    body["model"] = {"rgb_model": rgb_model, **model}
+    return body
+
+
+def test_two_stream_takes_the_shapes_of_the_model_it_starts_from(client, trained):
+    rgb_model = trained["result"]["model"]  # trained with mem_size 64
+    assert TINY["model"]["mem_size"] == 64
+    r = client.post("/train", json=_two_stream(rgb_model))
+    assert r.status_code == 202, r.text
+    assert r.json()["request"]["model"]["mem_size"] == 64
+    job = wait_for(client, r.json()["id"], timeout_s=240)
+    assert job["status"] == "succeeded", job["error"]
+
+    conflicting = client.post("/train", json=_two_stream(rgb_model, mem_size=128))
+    assert conflicting.status_code == 422, conflicting.text
+    problem = conflicting.json()
+    assert problem["errors"][0]["loc"] == ["model", "mem_size"]
+    assert "trained with mem_size 64" in problem["detail"]
+
+
+def test_two_stream_refuses_a_stream_model_of_another_kind(client, trained):
+    r = client.post("/train", json={**tiny_train("two-stream", (1,)), "model": {"flow_model": trained["result"]["model"]}})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["model", "flow_model"], r.text
+
+
+def _flows_of(stack, user="S2", action="lift_cup", video="1") -> list:
+    files = []
+    for axis in ("x", "y"):
+        folder = stack.data_dir / "synthetic" / f"flow_{axis}_processed" / user / action / video
+        files += [(f"flow_{axis}", (p.name, p.read_bytes(), "image/png")) for p in sorted(folder.glob("*.png"))]
+    return files
+
+
+@pytest.fixture(scope="module")
+def flow_model(client, trained) -> str:
+    r = client.post("/train", json=tiny_train("flow", (1,)))
+    job = wait_for(client, r.json()["id"], timeout_s=240)
+    assert job["status"] == "succeeded", job["error"]
+    return job["result"]["model"]
+
+
+def test_flow_models_report_the_five_stack_test(client, flow_model):
+    model = client.get(f"/models/{flow_model}").json()
+    assert 0 <= model["best_val_acc"] <= 1 and 0 <= model["test_acc"] <= 1  # validation: the centre stack
+
+
+def test_the_default_model_is_the_newest_that_takes_what_was_sent(client, stack, flow_model):
+    assert client.get("/models").json()[0]["id"] == flow_model  # the newest model needs flow
+    r = client.post("/predict", files=frames_of(stack), data={"wait": "30"})
+    assert r.status_code == 200, r.text
+    rgb_model = r.json()["result"]["model"]
+    assert rgb_model != flow_model and "rgb" in client.get(f"/models/{rgb_model}").json()["inputs"]
+
+    r = client.post("/predict", files=_flows_of(stack), data={"wait": "30"})
+    assert r.status_code == 200 and r.json()["result"]["model"] == flow_model, r.text
+
+
+def test_a_file_that_is_not_an_image_is_named_without_internals(client, stack, trained):
+    files = frames_of(stack, count=2) + [("frames", ("notes.txt", b"just some text", "text/plain"))]
+    r = client.post("/predict", files=files)
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["errors"][0]["loc"] == ["frames", 2]
+    assert "frames[2] ('notes.txt') is not an image" in problem["detail"]
+    assert "0x" not in r.text and "BytesIO" not in r.text
+
+
+def test_wait_zero_answers_202_even_when_the_job_is_already_done(client, stack, trained):
+    files = frames_of(stack, count=2)
+    done = client.post("/predict", files=files, data={"wait": "30"}, headers={"Idempotency-Key": "w0"})
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    again = client.post("/predict", files=files, data={"wait": "0"}, headers={"Idempotency-Key": "w0"})
+    assert again.status_code == 202 and again.json()["id"] == done.json()["id"]
