@@ -2,7 +2,7 @@
 and optimiser step over the parameters of the preset's last stage) and inference clips/s
 (batched forward, no gradients). No data loading: the ceiling the service is measured against.
 
-    python -m benchmarks.bench_models [--size 112] [--batch 4] [--frames 7 16] [--presets ...]
+    python -m benchmarks.bench_models [--size 112] [--batch 4] [--frames 7 16] [--presets ...] [--precision fp32]
 """
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def timed(fn, repeat: int, warmup: int = 1, sync=lambda: None) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runtime, classes: int = 61) -> dict:
+def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runtime, precision: str = "fp32",
+          classes: int = 61) -> dict:
     cfg = resolve_config({"preset": preset, "pretrained": "none", "frames": frames, "image_size": size,
                           "batch_size": batch})
     model = rt.prepare(build_model(cfg, classes))
@@ -46,13 +47,14 @@ def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runt
     alphas = {h.kind: h.alpha for h in cfg.model.heads}
     heads = "heads" in stage.train
     sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
+    train_rt = rt.for_training(precision)
 
     def step():
         set_train_mode(model, modules)
-        with rt.autocast():
+        with train_rt.autocast():
             loss, _ = compute_loss(run_model(model, data, heads=heads), data, alphas)
         optimizer.zero_grad(set_to_none=True)
-        rt.backward(loss, optimizer)
+        train_rt.backward(loss, optimizer)
 
     eval_data = dict(data)
     if cfg.uses_flow:  # evaluation averages 5 flow stacks
@@ -76,17 +78,19 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[7, 16])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="training precision (predictions use the runtime's: bf16 on CUDA)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     rt = Runtime.detect()
     torch.manual_seed(0)
-    print(f"# device={rt.device} amp={rt.amp_dtype} threads={torch.get_num_threads()} "
+    print(f"# device={rt.device} train={args.precision} predict amp={rt.amp_dtype} threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} size={args.size} batch={args.batch}")
     print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} {'infer clips/s':>14}")
     rows = []
     for preset in args.presets:
         for frames in args.frames:
-            row = bench(preset, frames, args.size, args.batch, args.repeat, rt)
+            row = bench(preset, frames, args.size, args.batch, args.repeat, rt, args.precision)
             rows.append(row)
             print(f"{preset:<18} {frames:>6} {row['train_clips_s']:>14.2f} {row['infer_clips_s']:>14.2f}", flush=True)
     if args.json:

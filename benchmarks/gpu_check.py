@@ -1,0 +1,101 @@
+"""The GPU path, end to end: every preset trains one tiny epoch per stage on the synthetic
+set through the real trainer (channels_last, cuDNN autotuning, the precision asked for),
+then predicts one clip with `explain`. Two-stream starts from the egornn-attention and
+flow models trained just before it, as a user would run it. Prints one row per preset
+and precision and exits non-zero if any failed.
+
+    python -m benchmarks.gpu_check [--device cuda] [--precision fp32 bf16] [--size 112] [--presets ...]
+
+Meant for a CUDA machine (`make gpu-check`); `--device cpu` runs the same path on the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpar_models.config import resolve_config
+from fpar_models.data import synthetic
+from fpar_models.inference import Clip, Predictor
+from fpar_models.presets import PRESETS
+from fpar_models.runtime import Runtime
+from fpar_models.train import train
+
+# two-stream needs its streams trained first
+ORDER = ["egornn-attention", "flow", *(p for p in PRESETS if p not in ("egornn-attention", "flow"))]
+
+
+def check(preset: str, precision: str, args, data_dir: Path, out: Path, rt: Runtime, trained: dict) -> dict:
+    request = {"preset": preset, "dataset": "synthetic", "pretrained": "none", "image_size": args.size,
+               "frames": args.frames, "batch_size": args.batch, "precision": precision,
+               "stages": [{"epochs": 1} for _ in PRESETS[preset].config.stages]}
+    if preset == "two-stream":
+        request["model"] = {k: v for k, v in (("rgb_model", trained.get("egornn-attention")),
+                                              ("flow_model", trained.get("flow"))) if v}
+    cfg = resolve_config(request)
+    if rt.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(rt.device)
+    started = time.perf_counter()
+    result = train(cfg, data_dir, out / f"{preset}-{precision}", runtime=rt, resolve_model=Path)
+    seconds = time.perf_counter() - started
+    trained[preset] = str(result.model_path)
+
+    predictor = Predictor(result.model_path, runtime=rt)
+    size, rng = cfg.image_size, np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (cfg.frames, size, size, 3), dtype=np.uint8) if cfg.uses_rgb else None
+    flow = rng.integers(0, 256, (cfg.model.eval_stacks, 2 * cfg.model.stack_size, size, size),
+                        dtype=np.uint8) if cfg.uses_flow else None
+    (answer,) = predictor.predict([Clip(rgb, flow, top_k=3, explain=cfg.uses_rgb)])
+    assert len(answer["top_k"]) == 3 and np.isfinite([r["probability"] for r in answer["top_k"]]).all()
+    assert not cfg.uses_rgb or len(answer["cams"]) == cfg.frames
+    assert all(np.isfinite(row["train_loss"]) for row in result.history), result.history
+    peak = torch.cuda.max_memory_allocated(rt.device) / 2**20 if rt.device.type == "cuda" else float("nan")
+    return {"epochs": len(result.history), "s_per_epoch": seconds / len(result.history), "peak_mib": peak}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--device", default=None, help="default: cuda when present")
+    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--frames", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--presets", nargs="+", default=ORDER, choices=ORDER)
+    args = parser.parse_args()
+    rt = Runtime.detect(args.device)
+    if rt.device.type != "cuda":
+        print(f"# no CUDA device: running the same path on {rt.device}", file=sys.stderr)
+    gpu = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else platform.processor() or "cpu"
+    print(f"# gpu_check: {gpu}, torch {torch.__version__}, channels_last={rt.channels_last}, "
+          f"predict amp={rt.amp_dtype}, {args.size} px, {args.frames} frames, batch {args.batch}")
+    print(f"{'preset':<18} {'precision':<9} {'ok':<4} {'s/epoch':>8} {'peak MiB':>9}  error")
+    failed = 0
+    presets = [p for p in ORDER if p in args.presets]
+    with tempfile.TemporaryDirectory(prefix="fpar-gpu-check-") as tmp:
+        data_dir = Path(tmp) / "data"
+        synthetic.generate(data_dir / "synthetic", videos_per_class=2)
+        for precision in args.precision:
+            trained: dict[str, str] = {}
+            for preset in presets:
+                try:
+                    row = check(preset, precision, args, data_dir, Path(tmp) / "runs", rt, trained)
+                    print(f"{preset:<18} {precision:<9} {'yes':<4} {row['s_per_epoch']:>8.2f} "
+                          f"{row['peak_mib']:>9.0f}", flush=True)
+                except Exception as e:  # a failing preset is a row of the report, not the end of it
+                    failed += 1
+                    message = f"{type(e).__name__}: {e}".splitlines()[0][:100]
+                    print(f"{preset:<18} {precision:<9} {'NO':<4} {'':>8} {'':>9}  {message}", flush=True)
+                    traceback.print_exc(file=sys.stderr)
+    print(f"# {failed} failed" if failed else "# all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
