@@ -1,9 +1,10 @@
 """The training objective, in one place: cross-entropy on the action plus
 alpha_i times each self-supervised head's loss.
 
-Two bugs of the reference code are absent by construction: the classification MS
-head outputs raw logits laid out as (N, 2, g, g), so cross-entropy applies the only
-softmax; and targets are reshaped to that same layout, never reinterpreted."""
+Two bugs of the MS code in course forks of the reference are absent by construction:
+the classification MS head outputs raw logits laid out as (N, 2, g, g), so cross-entropy
+applies the only softmax; and targets are reshaped to that same layout, never
+reinterpreted (docs/models.md says where each bug is)."""
 from __future__ import annotations
 
 from collections.abc import Callable

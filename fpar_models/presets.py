@@ -128,3 +128,41 @@ _ALL = [
 ]
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
+
+
+def _num(x: float) -> str:
+    """1e-4 rather than 0.0001: how the reports write learning rates."""
+    return f"{x:.0e}".replace("e-0", "e-") if 0 < x < 0.01 else f"{x:g}"
+
+
+def _lr(stage: StageConfig) -> str:
+    others = ", ".join(f"{part} {_num(lr)}" for part, lr in stage.part_lr.items())
+    return _num(stage.lr) + (f" ({others})" if others else "")
+
+
+def _schedule(stage: StageConfig) -> str:
+    if stage.schedule == "exponential":
+        return f"x{stage.gamma:g} per epoch"
+    return f"x{stage.gamma:g} at {', '.join(map(str, stage.milestones))}" if stage.milestones else "constant"
+
+
+def markdown_table() -> str:
+    """Every preset's stages as `GET /presets` returns them (docs/models.md holds this table;
+    a test keeps the two equal): `python -m fpar_models.presets`."""
+    rows = ["| preset | frames | heads (attach, alpha) | stage | epochs | optimiser | lr (per part) | schedule "
+            "| trains | source |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in PRESETS.values():
+        cfg = p.config
+        heads = "; ".join(f"{h.kind}{' ' + h.mode if getattr(h, 'mode', None) else ''} "
+                          f"({getattr(h, 'attach', '-')}, {_num(h.alpha)})" for h in cfg.model.heads) or "-"
+        for i, s in enumerate(cfg.stages):
+            first = i == 0
+            optimiser = f"{s.optimizer} (wd {_num(s.weight_decay)})"
+            rows.append(f"| {p.name if first else ''} | {cfg.frames if first else ''} | {heads if first else ''} "
+                        f"| {i + 1} | {s.epochs} | {optimiser} | {_lr(s)} | {_schedule(s)} | {', '.join(s.train)} "
+                        f"| {p.source if first else ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

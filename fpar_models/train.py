@@ -4,9 +4,10 @@ the best weights kept and a resumable checkpoint written after every epoch.
 
     python -m fpar_models.train --config CFG.json --data-dir DIR --out OUT
 
-Fixed relative to the reference code: the scheduler steps once per epoch, after it;
-the optimiser holds exactly the parameters the stage unfreezes; frozen BatchNorm
-stays in eval mode; class ids do not depend on which users are loaded.
+As in the reference code, the optimiser holds exactly the parameters the stage unfreezes
+and frozen BatchNorm stays in eval mode. Unlike it, the scheduler steps once per epoch,
+after it (the reference steps first, the PyTorch < 1.1 convention), and class ids do not
+depend on which users are loaded.
 """
 from __future__ import annotations
 
