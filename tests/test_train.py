@@ -94,14 +94,14 @@ def _stop_after(epochs: int):
 
 
 def test_cancel_then_resume_matches_an_uninterrupted_run(data_dir, tmp_path):
-    cfg = small_config("egornn-attention", stages=[{"epochs": 3}, None])
+    cfg = small_config("egornn-attention", image_size=32, stages=[{"epochs": 3}, None])
     with pytest.raises(Cancelled):
         train(cfg, data_dir, tmp_path / "a", callbacks=_stop_after(2))
     saved = checkpoint.load(tmp_path / "a" / LAST, checkpoint.TRAINING_FORMAT)
     assert saved["state"]["epoch"] == 2 and len(saved["state"]["history"]) == 2
     assert saved["config"] == cfg.model_dump(mode="json") and len(saved["classes"]) == 6  # self-describing
     with pytest.raises(ValueError, match="another config"):
-        train(small_config("egornn-attention", stages=[{"epochs": 4}, None]), data_dir, tmp_path / "a")
+        train(small_config("egornn-attention", image_size=32, stages=[{"epochs": 4}, None]), data_dir, tmp_path / "a")
     resumed = train(cfg, data_dir, tmp_path / "a")
     straight = train(cfg, data_dir, tmp_path / "b")
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
@@ -113,7 +113,7 @@ def test_cancel_then_resume_matches_an_uninterrupted_run(data_dir, tmp_path):
 
 
 def test_heads_report_their_losses(data_dir, tmp_path):
-    cfg = small_config("ms-order", stages=[{"epochs": 1}, {"epochs": 1}])
+    cfg = small_config("ms-order", image_size=32, stages=[{"epochs": 1}, {"epochs": 1}])
     result = train(cfg, data_dir, tmp_path)
     stage2 = result.history[-1]
     for head in ("motion_segmentation", "order_prediction"):
@@ -123,8 +123,8 @@ def test_heads_report_their_losses(data_dir, tmp_path):
 
 def test_two_stream_starts_from_trained_streams(data_dir, tmp_path, trained):
     flow = train(small_config("flow", stages=[{"epochs": 1}]), data_dir, tmp_path / "flow")
-    cold = train(small_config("two-stream", stages=[{"epochs": 1}]), data_dir, tmp_path / "cold")
-    assert len(cold.warnings) == 2 and "starts from the backbone's initial" in cold.warnings[0]
+    cold = small_config("two-stream", stages=[{"epochs": 1}]).start_warnings()
+    assert len(cold) == 2 and "starts from the backbone's initial" in cold[0]
     cfg = small_config("two-stream", stages=[{"epochs": 1, "lr": 1e-9, "part_lr": {"flow_layer4": 1e-9}}],
                        model={"rgb_model": "rgb", "flow_model": "flow"})
     paths = {"rgb": trained / "model.pt", "flow": flow.model_path}
@@ -143,8 +143,8 @@ def test_two_stream_starts_from_trained_streams(data_dir, tmp_path, trained):
 def test_egornn_learns_temporal_order(data_dir, tmp_path):
     """Each synthetic action has a twin that is the same motion played backwards, so a
     model blind to frame order is capped at 50% on the held-out user. Ego-RNN is not."""
-    cfg = small_config("egornn-attention", frames=6, batch_size=6, model={"mem_size": 128},
-                       stages=[{"epochs": 15, "milestones": [12]}, None])
+    cfg = small_config("egornn-attention", frames=6, batch_size=6, image_size=32, model={"mem_size": 128},
+                       stages=[{"epochs": 12, "milestones": [9]}, None])
     result = train(cfg, data_dir, tmp_path)
     curve = [round(r["val_acc"], 2) for r in result.history]
     assert result.best_val_acc >= 0.7, curve
