@@ -15,8 +15,10 @@ def heatmaps(cams: torch.Tensor, size: int) -> np.ndarray:
     up = F.interpolate(cams.float().unsqueeze(1), size=(size, size), mode="bilinear",
                        align_corners=False).squeeze(1)
     lo = up.amin((1, 2), keepdim=True)
-    hi = up.amax((1, 2), keepdim=True)
-    return ((up - lo) / (hi - lo).clamp_min(1e-8)).cpu().numpy()
+    span = up.amax((1, 2), keepdim=True) - lo
+    # a flat map (one cell, or no preference) has no hot region: do not blow rounding noise up into one
+    flat = span <= 1e-6 * (lo.abs() + 1)
+    return torch.where(flat, torch.zeros_like(up), (up - lo) / span.clamp_min(1e-12)).cpu().numpy()
 
 
 def colormap(x: np.ndarray) -> np.ndarray:
@@ -27,10 +29,13 @@ def colormap(x: np.ndarray) -> np.ndarray:
     return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
-def overlays(frames: np.ndarray, cams: torch.Tensor, alpha: float = 0.5) -> list[np.ndarray]:
-    """frames (T, S, S, 3) uint8 + CAMs (T, s, s) -> T blended images (S, S, 3) uint8."""
-    heat = colormap(heatmaps(cams, frames.shape[1]))
-    blended = (1 - alpha) * frames.astype(np.float32) + alpha * heat.astype(np.float32)
+def overlays(frames: np.ndarray, cams: torch.Tensor, strength: float = 0.65) -> list[np.ndarray]:
+    """frames (T, S, S, 3) uint8 + CAMs (T, s, s) -> T images (S, S, 3) uint8: the colour map
+    laid over each frame in proportion to the activation, so the frame stays visible where
+    the model did not look and the hot regions stand out (an even blend hid the frame)."""
+    heat = heatmaps(cams, frames.shape[1])
+    weight = strength * heat[..., None]
+    blended = (1 - weight) * frames.astype(np.float32) + weight * colormap(heat).astype(np.float32)
     return list(blended.round().astype(np.uint8))
 
 

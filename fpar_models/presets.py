@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fpar_models.config import StageConfig, TrainConfig, deep_merge
+from fpar_models.experiment import format_number
 
 RGB_STAGE2 = ["convlstm", "classifier", "layer4", "cam"]
 RGB_STAGE2_WITH_HEADS = [*RGB_STAGE2, "heads"]
@@ -130,14 +131,9 @@ _ALL = [
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
 
 
-def _num(x: float) -> str:
-    """1e-4 rather than 0.0001: how the reports write learning rates."""
-    return f"{x:.0e}".replace("e-0", "e-") if 0 < x < 0.01 else f"{x:g}"
-
-
 def _lr(stage: StageConfig) -> str:
-    others = ", ".join(f"{part} {_num(lr)}" for part, lr in stage.part_lr.items())
-    return _num(stage.lr) + (f" ({others})" if others else "")
+    others = ", ".join(f"{part} {format_number(lr)}" for part, lr in stage.part_lr.items())
+    return format_number(stage.lr) + (f" ({others})" if others else "")
 
 
 def _schedule(stage: StageConfig) -> str:
@@ -154,10 +150,10 @@ def markdown_table() -> str:
     for p in PRESETS.values():
         cfg = p.config
         heads = "; ".join(f"{h.kind}{' ' + h.mode if getattr(h, 'mode', None) else ''} "
-                          f"({getattr(h, 'attach', '-')}, {_num(h.alpha)})" for h in cfg.model.heads) or "-"
+                          f"({getattr(h, 'attach', '-')}, {format_number(h.alpha)})" for h in cfg.model.heads) or "-"
         for i, s in enumerate(cfg.stages):
             first = i == 0
-            optimiser = f"{s.optimizer} (wd {_num(s.weight_decay)})"
+            optimiser = f"{s.optimizer} (wd {format_number(s.weight_decay)})"
             rows.append(f"| {p.name if first else ''} | {cfg.frames if first else ''} | {heads if first else ''} "
                         f"| {i + 1} | {s.epochs} | {optimiser} | {_lr(s)} | {_schedule(s)} | {', '.join(s.train)} "
                         f"| {p.source if first else ''} |")

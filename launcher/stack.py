@@ -182,6 +182,23 @@ class Stack:
                 time.sleep(0.2)
         raise RuntimeError(f"gateway {name} did not start")
 
+    def add_worker(self, worker: Worker, timeout_s: float = 60) -> str:
+        """Another worker process on the same Redis (kept alive by the supervisor); returns
+        its process name. Waits until its heartbeat shows in /readyz."""
+        name = f"worker-{worker.name}"
+        self.extra[name] = self._worker_argv(worker)
+        self._spawn(name, self.extra[name])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                workers = httpx.get(f"{self.url}/readyz", timeout=2).json().get("workers", [])
+                if any(w["name"].startswith(f"{worker.name}@") for w in workers):
+                    return name
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"worker {worker.name} did not report within {timeout_s} s")
+
     def remove(self, name: str) -> None:
         """Stop a process for good (the supervisor will not bring it back)."""
         self.extra.pop(name, None)

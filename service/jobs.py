@@ -138,15 +138,18 @@ class JobStore:
 
     # -- jobs -------------------------------------------------------------------------
     def create(self, kind: str, request: dict[str, Any], *, warnings: list[str] | None = None,
-               job_id: str | None = None) -> str:
+               job_id: str | None = None, experiment: str | None = None) -> str:
         """Write the job as `queued` and index it. Done before the task is sent, so a
-        worker (or a client polling) never meets an unknown id."""
+        worker (or a client polling) never meets an unknown id. `experiment` names the
+        experiment a training job belongs to."""
         job_id = job_id or new_id(kind)
         now = time.time()
         key = f"{P}job:{job_id}"
         fields = {"id": job_id, "kind": kind, "status": "queued", "created_at": now, "score": now,
                   "attempts": 0, "cancel": 0, "request": json.dumps(request),
                   "warnings": json.dumps(warnings or [])}
+        if experiment:
+            fields["experiment"] = experiment
         pipe = self.r.pipeline()
         pipe.hset(key, mapping=fields)
         if kind == "predict":

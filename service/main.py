@@ -18,7 +18,7 @@ from service.deps import require_api_key
 from service.jobs import JobStore
 from service.metrics import Metrics, MetricsMiddleware
 from service.queue import TaskQueue
-from service.routes import health, jobs, models, predict, train
+from service.routes import experiments, health, jobs, models, pictures, predict, train
 from service.settings import Settings, get_settings
 from service.uploads import BodyLimit
 
@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
-    for router in (train.router, predict.router, jobs.router, models.router, health.secured, docs_router(app)):
+    for router in (train.router, predict.router, jobs.router, experiments.router, models.router, pictures.router,
+                   health.secured, docs_router(app)):
         app.include_router(router, dependencies=secured)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -33,5 +33,8 @@ class TaskQueue:
         self.app = make_celery(broker_url)
 
     def send(self, kind: str, job_id: str) -> None:
-        self.app.send_task(TASKS[kind], args=[job_id], queue=kind, retry=True,
+        self.send_task(TASKS[kind], [job_id], queue=kind)
+
+    def send_task(self, name: str, args: list, *, queue: str) -> None:
+        self.app.send_task(name, args=args, queue=queue, retry=True,
                            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})

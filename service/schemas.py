@@ -31,6 +31,7 @@ class JobOut(BaseModel):
     error: dict[str, Any] | None = None
     warnings: list[str] = []
     request: dict[str, Any] | None = Field(None, description="the resolved config, or predict options")
+    experiment: str | None = Field(None, description="the experiment this training job belongs to")
 
     @classmethod
     def from_record(cls, job: dict[str, Any]) -> JobOut:
@@ -38,7 +39,8 @@ class JobOut(BaseModel):
                    started_at=iso(job.get("started_at")), finished_at=iso(job.get("finished_at")),
                    attempts=int(job.get("attempts") or 0), progress=job.get("progress"),
                    metrics=job.get("metrics"), result=job.get("result"), error=job.get("error"),
-                   warnings=job.get("warnings") or [], request=job.get("request"))
+                   warnings=job.get("warnings") or [], request=job.get("request"),
+                   experiment=job.get("experiment"))
 
 
 class JobList(BaseModel):
@@ -70,3 +72,45 @@ class PresetOut(BaseModel):
     description: str = Field(description="what it is, then the source of its values")
     source: str = Field(description="where the values come from: seed report, section, table")
     config: TrainConfig
+
+
+class ExperimentJob(BaseModel):
+    id: str
+    point: dict[str, Any] = Field(description="grid path -> the value this job runs with")
+    trial: int
+    seed: int
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    best_val_acc: float | None = None
+
+
+class TableRow(BaseModel):
+    point: dict[str, Any]
+    trials: int = Field(description="succeeded trials: the ones the statistics are over")
+    mean: float | None = Field(None, description="mean best_val_acc over the succeeded trials (a fraction)")
+    std: float | None = Field(None, description="sample standard deviation (0 for one trial)")
+    min: float | None = None
+    max: float | None = None
+    best: bool = Field(description="the row with the highest mean")
+
+
+class ExperimentOut(BaseModel):
+    id: str
+    name: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    created_at: str
+    finished_at: str | None = None
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    points: list[dict[str, Any]] = []
+    trials: int
+    jobs: list[ExperimentJob]
+    table: list[TableRow]
+
+    @classmethod
+    def from_record(cls, exp: dict[str, Any]) -> ExperimentOut:
+        return cls(**{**exp, "created_at": iso(exp["created_at"]), "finished_at": iso(exp["finished_at"])})
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]
+    next: str | None = Field(None, description="pass as `cursor` for the next (older) page")

@@ -10,3 +10,16 @@ def test_the_preset_table_in_the_docs_is_what_get_presets_returns():
     text = (DOCS / "models.md").read_text()
     table = text.split("<!-- presets:begin -->\n")[1].split("\n<!-- presets:end -->")[0]
     assert table == markdown_table(), "docs/models.md is stale: paste `python -m fpar_models.presets` in"
+
+
+def test_every_experiment_body_in_the_docs_expands_into_valid_configs():
+    import json
+    import re
+
+    from fpar_models.experiment import ExperimentRequest, expand
+
+    text = (DOCS / "experiments.md").read_text()
+    bodies = [json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+    assert len(bodies) >= 20
+    for body in bodies:
+        assert expand(ExperimentRequest.model_validate(body), 200), body["name"]

@@ -3,7 +3,9 @@ job whose worker died), so a redelivered or duplicated message never runs a job 
 at once, and a cancelled job never starts."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -11,10 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fpar_models import checkpoint
+from fpar_models.analysis import NoPicture, cam_picture, confusion_matrix, heads_picture, video_batch
 from fpar_models.config import TrainConfig
 from fpar_models.data.gtea61 import DatasetError
 from fpar_models.inference import Clip
+from fpar_models.models import motion_map_grid
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, train
+from service.analyses import Analyses
 from service.arrays import unpack
 from worker.app import WORKER, app, settings, store
 from worker.model_cache import ModelCache
@@ -174,3 +179,45 @@ def run_predictions(model_id: str, job_ids: list[str]) -> None:
         return
     for job_id, answer in zip(jobs, answers):
         store.finish(job_id, "succeeded", result={"model": model_id, **answer}, batch_size=len(jobs))
+
+
+@app.task(name="fpar.analyse")
+def analyse(key: str, model_id: str, kind: str, video: str | None = None) -> None:
+    """A model's confusion matrix ('confusion'), CAM grid ('cam') or head pictures ('heads')
+    on its dataset; the answer goes to Redis for the waiting gateway."""
+    answers = Analyses(store.r)
+    try:
+        media, body = analysis(model_id, kind, video)
+    except NoPicture as e:
+        answers.fail(key, 404, str(e))
+    except (LookupError, DatasetError, FileNotFoundError) as e:
+        answers.fail(key, 404, str(e).strip("'\""))
+    except Exception as e:  # never leave the gateway waiting on a crash
+        log.exception("analysis %s of model %s failed", kind, model_id)
+        answers.fail(key, 500, f"the {kind} of model '{model_id}' failed: {type(e).__name__}: {e}")
+    else:
+        answers.succeed(key, media, body)
+
+
+def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
+    """Computed once per model and kept beside it in the model store."""
+    media, suffix = ("application/json", "json") if kind == "confusion" else ("image/png", "png")
+    name = f"{kind}-{video.replace('/', '_')}" if video else kind
+    path = settings.model_dir / model_id / "analysis" / f"{name}.{suffix}"
+    if path.exists():
+        return media, path.read_bytes()
+    predictor = MODELS.get(model_id)
+    cfg, classes = predictor.config, predictor.classes
+    if kind == "confusion":
+        matrix = confusion_matrix(predictor.model, cfg, classes, settings.data_dir, MODELS.runtime)
+        body = json.dumps({"classes": classes, "matrix": matrix.tolist()}).encode()
+    else:
+        batch = video_batch(cfg, classes, settings.data_dir, video,
+                            maps=kind == "heads" and motion_map_grid(cfg) is not None)
+        draw = cam_picture if kind == "cam" else heads_picture
+        body = draw(predictor.model, cfg, classes, batch, MODELS.runtime, f"{model_id} ({cfg.preset}): {video}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+    return media, body

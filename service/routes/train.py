@@ -31,10 +31,7 @@ def submit_training(body: Annotated[dict[str, Any], Body()], response: Response,
         cfg = resolve_config(body)
     except UnknownPreset as e:
         raise field_error(["preset"], str(e)) from None
-    check_dataset(cfg, settings)
-    if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
-        raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
-    cfg = fit_stream_sources(body, cfg, store, settings)
+    cfg = runnable(body, cfg, store, settings)
     job_id = new_id("train")
     prior = idempotency.claim(store, "train", idempotency_key, idempotency.fingerprint(body), job_id, 24 * 3600)
     if prior:
@@ -47,6 +44,15 @@ def submit_training(body: Annotated[dict[str, Any], Body()], response: Response,
         idempotency.release(store, "train", idempotency_key)
         raise
     return job_response(store, job_id, response)
+
+
+def runnable(body: dict[str, Any], cfg: TrainConfig, store, settings: Settings) -> TrainConfig:
+    """What a worker would fail on and the gateway can see, refused here: the dataset and
+    its users, ImageNet weights, two-stream starting models (whose shapes it adopts)."""
+    check_dataset(cfg, settings)
+    if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
+        raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
+    return fit_stream_sources(body, cfg, store, settings)
 
 
 def check_dataset(cfg: TrainConfig, settings: Settings) -> None:

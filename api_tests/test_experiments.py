@@ -1,0 +1,146 @@
+"""Experiments over HTTP: a grid x trials as one request, run on two train workers at
+once, summarised as the reports' table (checked against the children), exported, plotted
+and cancelled; and the pictures of the models it made."""
+import csv
+import io
+import statistics
+import time
+
+import pytest
+from PIL import Image
+
+from launcher.stack import Worker
+
+from stack_helpers import TINY, wait_for
+
+ENDED = ("succeeded", "failed", "cancelled")
+# both kinds of head with a picture: motion segmentation (classification) and dynamic filters
+BASE = {**TINY, "preset": "ms-classification", "image_size": 48, "frames": 4,
+        "model": {"mem_size": 32, "heads": [{}, {"kind": "dynamic_filter", "alpha": 0.001}]},
+        "stages": [{"epochs": 2}, {"epochs": 1}]}
+
+
+def _png(r, min_width: int = 400) -> Image.Image:
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text[:300]
+    image = Image.open(io.BytesIO(r.content))
+    assert image.format == "PNG" and image.size[0] >= min_width and image.size[1] >= 250, image.size
+    return image
+
+
+def wait_experiment(client, exp_id: str, timeout_s: float = 300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        exp = client.get(f"/experiments/{exp_id}").json()
+        if exp["status"] in ENDED:
+            return exp
+        assert time.monotonic() < deadline, exp
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def two_train_workers(stack):
+    name = stack.add_worker(Worker("train2", "train"))
+    yield
+    stack.remove(name)
+
+
+@pytest.fixture(scope="module")
+def experiment(client, two_train_workers) -> dict:
+    body = {"name": "stage-2 lr x 2 trials", "base": BASE, "grid": {"stages.1.lr": [1e-4, 1e-3]}, "trials": 2}
+    r = client.post("/experiments", json=body)
+    assert r.status_code == 202, r.text
+    exp = r.json()
+    assert exp["id"].startswith("ex_") and r.headers["location"] == f"/experiments/{exp['id']}"
+    assert len(exp["jobs"]) == 4 and exp["status"] == "queued"
+    done = wait_experiment(client, exp["id"])
+    assert done["status"] == "succeeded", done
+    return done
+
+
+def test_children_are_train_jobs_of_the_experiment_with_their_point_and_seed(client, experiment):
+    jobs = experiment["jobs"]
+    assert [(j["point"]["stages.1.lr"], j["trial"], j["seed"]) for j in jobs] == [
+        (1e-4, 0, 0), (1e-4, 1, 1), (1e-3, 0, 0), (1e-3, 1, 1)]
+    for j in jobs:
+        job = client.get(f"/jobs/{j['id']}").json()
+        assert job["experiment"] == experiment["id"] and job["kind"] == "train" and job["status"] == "succeeded"
+        assert job["request"]["stages"][1]["lr"] == j["point"]["stages.1.lr"] and job["request"]["seed"] == j["seed"]
+        assert job["result"]["best_val_acc"] == j["best_val_acc"]
+
+
+def test_two_train_workers_run_two_children_at_once(client, experiment):
+    spans = []
+    for j in experiment["jobs"]:
+        job = client.get(f"/jobs/{j['id']}").json()
+        spans.append((job["started_at"], job["finished_at"]))
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, spans  # one solo worker runs one job at a time: an overlap needs two workers
+
+
+def test_the_table_is_the_childrens_mean_and_std(client, experiment):
+    table = experiment["table"]
+    assert len(table) == 2 and sum(r["best"] for r in table) == 1
+    for row in table:
+        accs = [j["best_val_acc"] for j in experiment["jobs"] if j["point"] == row["point"]]
+        assert row["trials"] == 2
+        assert row["mean"] == pytest.approx(statistics.fmean(accs)) and row["std"] == pytest.approx(statistics.stdev(accs))
+        assert (row["min"], row["max"]) == (min(accs), max(accs))
+    assert max(table, key=lambda r: r["mean"])["best"]
+
+    exported = client.get(f"/experiments/{experiment['id']}/table", params={"format": "csv"})
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["stages.1.lr"] for r in rows] == ["1e-4", "1e-3"]
+    assert [float(r["mean"]) for r in rows] == pytest.approx([r["mean"] for r in table])
+    assert [int(r["trials"]) for r in rows] == [2, 2]
+    md = client.get(f"/experiments/{experiment['id']}/table", params={"format": "md"}).text
+    assert md.startswith("| stages.1.lr | trials | mean | std |") and f"{100 * table[0]['mean']:.2f}" in md
+    assert client.get(f"/experiments/{experiment['id']}/table", params={"format": "json"}).json()[0]["trials"] == 2
+    listed = client.get("/experiments", params={"limit": 5}).json()["experiments"]
+    assert experiment["id"] in [e["id"] for e in listed]
+
+
+def test_curves_of_a_job_and_of_the_experiment(client, experiment):
+    _png(client.get(f"/experiments/{experiment['id']}/plot.png"), 1000)
+    _png(client.get(f"/jobs/{experiment['jobs'][0]['id']}/plot.png"), 1000)
+
+
+def test_the_models_pictures(client, experiment):
+    model = client.get(f"/jobs/{experiment['jobs'][0]['id']}").json()["result"]["model"]
+    confusion = client.get(f"/models/{model}/confusion").json()
+    matrix = confusion["matrix"]
+    assert len(confusion["classes"]) == len(matrix) == 6
+    trace, total = sum(matrix[i][i] for i in range(6)), sum(map(sum, matrix))
+    assert total == 6 and trace / total == pytest.approx(experiment["jobs"][0]["best_val_acc"])
+    _png(client.get(f"/models/{model}/confusion.png"))
+    _png(client.get(f"/models/{model}/cam.png", params={"video": "S2/lift_cup/1"}))
+    heads = _png(client.get(f"/models/{model}/heads.png", params={"video": "S2/lift_cup/1"}))
+    assert heads.size[1] > 900  # motion maps (3 rows) and next frames (4 rows)
+    missing = client.get(f"/models/{model}/cam.png", params={"video": "S2/lift_cup/99"})
+    assert missing.status_code == 404 and "S2/lift_cup/99" in missing.json()["detail"]
+
+
+def test_bad_grids_are_refused_before_anything_is_queued(client, two_train_workers):
+    before = {j["id"] for j in client.get("/jobs", params={"kind": "train", "limit": 500}).json()["jobs"]}
+    bad = client.post("/experiments", json={"name": "typo", "base": BASE, "grid": {"stages.1.lrr": [1e-4, 1e-3]}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["grid", "stages.1.lrr"], bad.text
+    value = client.post("/experiments", json={"name": "neg", "base": BASE, "grid": {"stages.1.lr": [1e-4, -1]}})
+    assert value.status_code == 422 and "stages.1.lr = -1" in value.json()["detail"]
+    huge = client.post("/experiments", json={"name": "big", "base": BASE, "grid": {"seed": list(range(50)), "frames": [4, 5]},
+                                             "trials": 3})
+    assert huge.status_code == 422 and "FPAR_MAX_EXPERIMENT_JOBS" in huge.json()["detail"]
+    after = {j["id"] for j in client.get("/jobs", params={"kind": "train", "limit": 500}).json()["jobs"]}
+    assert after == before
+
+
+def test_cancel_stops_every_child(client, two_train_workers):
+    body = {"name": "to cancel", "base": {**BASE, "stages": [{"epochs": 50}, {"epochs": 50}]},
+            "grid": {"frames": [4, 5]}, "trials": 2}
+    exp = client.post("/experiments", json=body).json()
+    wait_for(client, exp["jobs"][0]["id"], statuses=("running",), timeout_s=60)
+    r = client.post(f"/experiments/{exp['id']}/cancel")
+    assert r.status_code == 202
+    done = wait_experiment(client, exp["id"], timeout_s=60)
+    assert done["status"] == "cancelled" and {j["status"] for j in done["jobs"]} == {"cancelled"}
+    assert client.post(f"/experiments/{exp['id']}/cancel").status_code == 409
+    assert client.get("/experiments/ex_nope").status_code == 404
