@@ -50,10 +50,11 @@ def submit_experiment(body: ExperimentRequest, request: Request, response: Respo
                               job_id=new_id("train"), experiment=exp_id)
         records.append({"id": job_id, "point": child.point, "trial": child.trial, "seed": cfg.seed})
     experiments(request).create(exp_id, body.name, body.base, body.grid, body.points, body.trials, records)
+    accepted = ExperimentOut.from_record(_get(request, exp_id))  # as accepted: every child queued
     for record in records:
         queue.send("train", record["id"])
     response.headers["Location"] = f"/experiments/{exp_id}"
-    return ExperimentOut.from_record(_get(request, exp_id))
+    return accepted
 
 
 @router.get("/experiments", response_model=ExperimentList, summary="Experiments, newest first")

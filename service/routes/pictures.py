@@ -47,8 +47,8 @@ def experiment_plot(exp_id: str, request: Request, store: StoreDep) -> Response:
     exp = get_experiment(request, exp_id)
     series, bounds = [], []
     for row in exp["table"]:
-        curves = [store.get(j["id"])["metrics"] or [] for j in exp["jobs"] if j["point"] == row["point"]]
-        curves = [c for c in curves if c]
+        jobs = [store.get(j["id"]) for j in exp["jobs"] if j["point"] == row["point"]]
+        curves = [job["metrics"] for job in jobs if job and job["metrics"]]
         if not curves:
             continue
         bounds = bounds or plots.stage_bounds(max(curves, key=len))
