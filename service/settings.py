@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, description="comma-separated bearer keys")
     max_upload_mb: float = Field(64, gt=0, description="largest /predict request body")
     max_frames: int = Field(512, ge=1, le=1000, description="most frames (images or decoded video) per request")
+    max_image_pixels: int = Field(16_000_000, ge=1, description="largest image or video frame, in pixels, "
+                                  "read from its header before decoding")
+    max_aspect: float = Field(8.0, ge=1, description="longest side over shortest side of an image or video frame")
+    max_decode_mb: float = Field(1024, gt=0, description="the images of one request, decoded, at most")
     predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
     max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
     queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")
@@ -42,6 +46,12 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * (1 << 20))
+
+    @property
+    def upload_limits(self):
+        from service.uploads import Limits
+
+        return Limits(self.max_image_pixels, self.max_aspect, int(self.max_decode_mb * (1 << 20)))
 
     @property
     def runs_dir(self) -> Path:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -17,47 +21,104 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fpar_models.data.transforms import eval_view, prepare_flow, scale_shorter, scaled_side, uniform_indices
 from service.errors import field_error, problem_response
 
-Image.MAX_IMAGE_PIXELS = 50_000_000  # larger claims are refused before decoding (bombs)
 FORMATS = ("PNG", "JPEG")
+Image.MAX_IMAGE_PIXELS = None  # our own limits below are checked first, from the header, and always
 
 
-def decode_image(data: bytes, field: str, index: int, name: str | None, mode: str) -> Image.Image:
-    part = f"{field}[{index}]" + (f" ('{name}')" if name else "")
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may cost to decode. Checked from each image's header (and a video's
+    stream) before a pixel is decoded: the file size says nothing, a 300-byte PNG can
+    claim billions of pixels."""
+    pixels: int = 16_000_000     # per image or video frame
+    aspect: float = 8.0          # longer side / shorter side: scaling the shorter side of a strip is the bomb
+    decoded_bytes: int = 1 << 30  # all the images of one request, decoded
+
+
+def _part(field: str, index: int | None, name: str | None = None) -> str:
+    return (f"{field}[{index}]" if index is not None else field) + (f" ('{name}')" if name else "")
+
+
+def check_size(width: int, height: int, limits: Limits, field: str, index: int | None, name: str | None) -> None:
+    where = [field] if index is None else [field, index]
+    what = f"{_part(field, index, name)} {'frames are' if index is None else 'is'} {width} x {height}"
+    if width * height > limits.pixels:
+        raise field_error(where, f"{what} = {width * height / 1e6:.1f} MP; at most {limits.pixels / 1e6:g} MP "
+                          "(FPAR_MAX_IMAGE_PIXELS)")
+    if max(width, height) > limits.aspect * max(1, min(width, height)):
+        raise field_error(where, f"{what}, longer than {limits.aspect:g}:1 (FPAR_MAX_ASPECT)")
+
+
+def open_image(data: bytes, field: str, index: int, name: str | None, limits: Limits) -> Image.Image:
+    """The image's header, checked; nothing decoded yet."""
+    part = _part(field, index, name)
     if not data:
         raise field_error([field, index], f"{part} is empty")
     try:
         img = Image.open(io.BytesIO(data))
-        if img.format not in FORMATS:
-            raise field_error([field, index], f"{part} is {img.format or 'an unknown format'}; send PNG or JPEG")
-        img.load()  # a truncated file fails here, not later in a worker
-        return img.convert(mode)
     except UnidentifiedImageError:
         raise field_error([field, index], f"{part} is not an image: send PNG or JPEG files") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = _OBJECT_REPR.sub("the upload", str(e))  # PIL names the in-memory file by its address
-        raise field_error([field, index], f"{part} is a damaged or unreadable PNG/JPEG image ({reason})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise field_error([field, index], f"{part} is an unreadable image ({_clean(e)})") from None
+    if img.format not in FORMATS:
+        raise field_error([field, index], f"{part} is {img.format or 'an unknown format'}; send PNG or JPEG")
+    check_size(*img.size, limits, field, index, name)
+    return img
+
+
+def decode(data: bytes, field: str, index: int, name: str | None, mode: str,
+           view: Callable[[Image.Image], Any]) -> Any:
+    """Decode fully (a truncated file fails here, not later in a worker) and return `view`
+    of it: the full-size image exists only inside one of DECODE_SLOTS, gateway-wide."""
+    try:
+        with _DECODE_SLOTS:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+            return view(img if img.mode == mode else img.convert(mode))
+    except (OSError, ValueError, SyntaxError) as e:
+        raise field_error([field, index], f"{_part(field, index, name)} is a damaged or unreadable PNG/JPEG image "
+                          f"({_clean(e)})") from None
+
+
+def _clean(e: Exception) -> str:
+    return _OBJECT_REPR.sub("the upload", str(e))  # PIL names the in-memory file by its address
+
+
+def check_budget(images: list[Image.Image], limits: Limits, field: str) -> None:
+    """Refuse a request whose images together would decode to more than the budget."""
+    total = sum(img.width * img.height * len(img.getbands()) for img in images)
+    if total > limits.decoded_bytes:
+        raise field_error([field], f"the {len(images)} images of `{field}` decode to {total / 2**20:.0f} MB; at most "
+                          f"{limits.decoded_bytes / 2**20:.0f} MB per request (FPAR_MAX_DECODE_MB)")
 
 
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+_DECODE_SLOTS = threading.BoundedSemaphore(2)
 _DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_prefix="decode")
 
 
-def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int) -> np.ndarray:
+def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int,
+                    limits: Limits = Limits()) -> np.ndarray:
     """Every file is decoded (so any broken one is reported); the sampled ones are kept.
-    Decoding runs on a few threads: PIL releases the GIL while it inflates pixels."""
+    Every header is checked first; decoding runs on a few threads (PIL releases the GIL
+    while it inflates pixels) and keeps only the small evaluation views."""
+    check_budget([open_image(data, "frames", i, name, limits) for i, (name, data) in enumerate(files)],
+                 limits, "frames")
     order = uniform_indices(len(files), frames)
     picks = set(order)
 
     def one(i: int) -> np.ndarray | None:
         name, data = files[i]
-        img = decode_image(data, "frames", i, name, "RGB")
-        return eval_view(img, image_size) if i in picks else None
+        return decode(data, "frames", i, name, "RGB", lambda img: eval_view(img, image_size) if i in picks else None)
 
     views = list(_DECODERS.map(one, range(len(files))))  # re-raises the first bad file's 422
     return np.stack([views[i] for i in order])
 
 
-def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int) -> np.ndarray:
+def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
+                   limits: Limits = Limits()) -> np.ndarray:
+    """Frame by frame, each scaled down as soon as it is decoded; the stream's frame size
+    is checked before the first one."""
     if not data:
         raise field_error(["video"], "the video file is empty")
     side = scaled_side(image_size)
@@ -66,29 +127,38 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int) -
             if not container.streams.video:
                 raise field_error(["video"], "the file has no video stream")
             vstream = container.streams.video[0]
+            check_size(vstream.codec_context.width, vstream.codec_context.height, limits, "video", None, None)
             known = vstream.frames or 0
             picks = set(uniform_indices(known, frames)) if known else None
             kept = []
-            for i, frame in enumerate(container.decode(vstream)):
-                if picks is None or i in picks:
-                    kept.append(scale_shorter(frame.to_image(), side))
-                if len(kept) > max_frames:
-                    raise field_error(["video"], f"more than {max_frames} frames (FPAR_MAX_FRAMES)")
+            with _DECODE_SLOTS:
+                for i, frame in enumerate(container.decode(vstream)):
+                    check_size(frame.width, frame.height, limits, "video", None, None)  # a stream may change size
+                    if picks is None or i in picks:
+                        kept.append(scale_shorter(frame.to_image(), side))
+                    if len(kept) > max_frames or i >= 10 * max_frames:
+                        raise field_error(["video"], f"more than {max_frames} frames (FPAR_MAX_FRAMES)")
+                    if picks is not None and i >= max(picks):
+                        break
     except av.FFmpegError as e:
-        raise field_error(["video"], f"not a decodable video ({e})") from None
+        raise field_error(["video"], f"not a decodable video ({_clean(e)})") from None
     if not kept:
         raise field_error(["video"], "the video holds no frames")
     return np.stack([eval_view(kept[i], image_size) for i in uniform_indices(len(kept), frames)])
 
 
 def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[str | None, bytes]],
-                     stack: int, stacks: int, image_size: int) -> np.ndarray:
+                     stack: int, stacks: int, image_size: int, limits: Limits = Limits()) -> np.ndarray:
     if len(flow_x) != len(flow_y):
         raise field_error(["flow_y"], f"{len(flow_y)} images, but flow_x has {len(flow_x)}")
     side = scaled_side(image_size)
-    xs = [scale_shorter(decode_image(d, "flow_x", i, n, "L"), side) for i, (n, d) in enumerate(flow_x)]
-    ys = [scale_shorter(decode_image(d, "flow_y", i, n, "L"), side) for i, (n, d) in enumerate(flow_y)]
-    return prepare_flow(xs, ys, stack, stacks, image_size)
+    scaled = {}
+    for field, files in (("flow_x", flow_x), ("flow_y", flow_y)):
+        check_budget([open_image(data, field, i, name, limits) for i, (name, data) in enumerate(files)],
+                     limits, field)
+        scaled[field] = [decode(data, field, i, name, "L", lambda img: scale_shorter(img, side))
+                         for i, (name, data) in enumerate(files)]
+    return prepare_flow(scaled["flow_x"], scaled["flow_y"], stack, stacks, image_size)
 
 
 class TooLarge(HTTPException):

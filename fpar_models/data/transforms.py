@@ -112,7 +112,8 @@ def resize_map(arr: np.ndarray, grid: int) -> np.ndarray:
 
 def eval_view(img: Image.Image, image_size: int, mode: str = "RGB") -> np.ndarray:
     """The evaluation transform of one image: scale the shorter side, centre crop."""
-    return apply_crop(scale_shorter(img.convert(mode), scaled_side(image_size)), Crop.center(image_size))
+    img = img if img.mode == mode else img.convert(mode)  # (a same-mode convert copies the whole image)
+    return apply_crop(scale_shorter(img, scaled_side(image_size)), Crop.center(image_size))
 
 
 def prepare_frames(images: list[Image.Image], frames: int, image_size: int) -> np.ndarray:

@@ -44,7 +44,7 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
             raise field_error([field], f"{len(files)} files; at most {settings.max_frames} (FPAR_MAX_FRAMES)")
     uploaded = {"frames": _read(frames), "video": _read([video] if video else None),
                 "flow_x": _read(flow_x), "flow_y": _read(flow_y)}
-    arrays = prepare_inputs(meta, uploaded, explain, settings.max_frames)
+    arrays = prepare_inputs(meta, uploaded, explain, settings.max_frames, settings.upload_limits)
 
     job_id = new_id("predict")
     options = {"model": meta["id"], "top_k": top_k, "explain": explain}
@@ -86,7 +86,8 @@ def _read(files: list[UploadFile] | None) -> Named:
     return [(f.filename, f.file.read()) for f in files or []]
 
 
-def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bool, max_frames: int) -> dict:
+def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bool, max_frames: int,
+                   limits: uploads.Limits) -> dict:
     """The arrays the model takes, from what was uploaded; a 422 names what is missing or bad."""
     inputs, t, size = meta["inputs"], meta["frames"], meta["image_size"]
     frames, video = uploaded["frames"], uploaded["video"]
@@ -95,9 +96,9 @@ def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bo
         if frames and video:
             raise field_error(["video"], "send frames or a video, not both")
         if frames:
-            arrays["rgb"] = uploads.rgb_from_images(frames, t, size)
+            arrays["rgb"] = uploads.rgb_from_images(frames, t, size, limits)
         elif video:
-            arrays["rgb"] = uploads.rgb_from_video(video[0][1], t, size, max_frames)
+            arrays["rgb"] = uploads.rgb_from_video(video[0][1], t, size, max_frames, limits)
         else:
             raise field_error(["frames"], "no frames: send one or more images as `frames`, or a `video`")
     elif explain:
@@ -107,5 +108,6 @@ def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bo
         if not flow_x or not flow_y:
             raise field_error(["flow_x" if not flow_x else "flow_y"],
                               f"model '{meta['id']}' needs flow images: send `flow_x` and `flow_y`")
-        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta["stack_size"], meta["eval_stacks"], size)
+        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta["stack_size"], meta["eval_stacks"], size,
+                                                  limits)
     return arrays
