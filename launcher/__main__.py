@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from fpar_models.data import synthetic
-from launcher.stack import Stack, Worker
+from launcher.stack import ROOT, Stack, Worker, die_with_parent
 
 
 def workers_from_env() -> list[Worker]:
@@ -25,11 +25,16 @@ def workers_from_env() -> list[Worker]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parent = os.getppid()
+    die_with_parent(signal.SIGTERM)  # `make` killed: stop the stack as on Ctrl-C
+    if os.getppid() != parent:  # the parent died before that took effect
+        return
     data_dir = Path(os.environ.get("FPAR_DATA_DIR", "data")).resolve()
     model_dir = Path(os.environ.get("FPAR_MODEL_DIR", "models")).resolve()
     demo = synthetic.generate(data_dir / "synthetic")
     stack = Stack(data_dir, model_dir, port=int(os.environ.get("FPAR_PORT", "8000")),
-                  redis_url=os.environ.get("REDIS_URL") or None, workers=workers_from_env())
+                  redis_url=os.environ.get("REDIS_URL") or None, workers=workers_from_env(),
+                  run_dir=Path(os.environ.get("FPAR_RUN_DIR", ROOT / ".run")).resolve())
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))

@@ -1,6 +1,10 @@
 """The whole stack as local processes: Redis (unless REDIS_URL points at one), the
 Celery workers and the gateway. `make up` runs it in the foreground and the API tests
-start it per session; both get restarts of processes that die, and a clean stop."""
+start it per session; both get restarts of processes that die, and a clean stop.
+
+Every child dies with the process that started it (Linux's parent-death signal), so a
+launcher killed outright (SIGKILL, a supervisor's timeout) leaves nothing running; a
+stop sends SIGTERM to all at once and SIGKILL to whatever outlives one deadline."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from ctypes import CDLL
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,18 @@ import httpx
 
 log = logging.getLogger("fpar.stack")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+PR_SET_PDEATHSIG = 1
+STOP_DEADLINE_S = 15.0  # a stop's grace period for all children together
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux)."""
+    try:
+        CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+    except (OSError, AttributeError):  # not Linux: children then outlive a killed launcher
+        pass
 
 
 def free_port() -> int:
@@ -73,10 +90,11 @@ class Stack:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
-        # own process group: Ctrl-C goes to the launcher, which stops children in order
+        # own session: Ctrl-C goes to the launcher, which stops the children; and each child
+        # is killed by the kernel if the launcher dies without stopping it
         self.procs[name] = subprocess.Popen(argv, env=self.child_env(), cwd=ROOT, stdout=out,
                                             stderr=subprocess.STDOUT if out else None,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=die_with_parent)
 
     def _redis_argv(self) -> list[str]:
         server = shutil.which("redis-server")
@@ -86,7 +104,23 @@ class Stack:
         folder.mkdir(parents=True, exist_ok=True)
         port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
         return [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-                "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes"]
+                "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes",
+                "--pidfile", str(self.redis_pidfile)]
+
+    @property
+    def redis_pidfile(self) -> Path:
+        return self.run_dir / "redis" / "redis.pid"
+
+    def _refuse_a_held_redis_dir(self) -> None:
+        """Two Redis servers on one AOF would share (and corrupt) each other's jobs."""
+        try:
+            pid = int(self.redis_pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return  # no pidfile, or its process is gone
+        if b"redis-server" in cmdline:
+            raise SystemExit(f"{self.run_dir / 'redis'} is in use by a running redis-server (pid {pid}), "
+                             "probably another stack's: stop that stack (or that process) first")
 
     def _worker_argv(self, w: Worker) -> list[str]:
         return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
@@ -109,6 +143,7 @@ class Stack:
     def start(self, timeout_s: float = 60) -> Stack:
         self.embedded_redis = not self.redis_url
         if self.embedded_redis:
+            self._refuse_a_held_redis_dir()
             self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -211,18 +246,30 @@ class Stack:
         os.killpg(self.procs[name].pid, sig)
         self.procs[name].wait(timeout=30)
 
-    def stop(self) -> None:
-        """Gateway first, then workers (warm shutdown), Redis last."""
-        order = sorted(self.procs, key=lambda n: {"gateway": 0, "redis": 2}.get(n, 1))
-        for name in order:
-            proc = self.procs[name]
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=20)
-                except ProcessLookupError:
-                    pass
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+    def stop(self, deadline_s: float = STOP_DEADLINE_S) -> None:
+        """SIGTERM to the gateway and the workers at once, SIGKILL to any still running at
+        the deadline; Redis last (it writes its AOF on SIGTERM), with the same treatment."""
+        redis_proc = {n: p for n, p in self.procs.items() if n == "redis"}
+        self._terminate({n: p for n, p in self.procs.items() if n != "redis"}, deadline_s)
+        self._terminate(redis_proc, deadline_s)
         self.procs.clear()
+
+    @staticmethod
+    def _terminate(procs: dict[str, subprocess.Popen], deadline_s: float) -> None:
+        def signal_group(proc: subprocess.Popen, sig: int) -> None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+        for proc in procs.values():
+            if proc.poll() is None:
+                signal_group(proc, signal.SIGTERM)
+        end = time.monotonic() + deadline_s
+        for name, proc in procs.items():
+            try:
+                proc.wait(timeout=max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s: killing it", name, deadline_s)
+                signal_group(proc, signal.SIGKILL)
+                proc.wait()
