@@ -189,3 +189,17 @@ def test_upload_over_the_limit_is_413_while_streaming(client, stack, trained):
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
     assert "FPAR_MAX_UPLOAD_MB" in reply
     assert sent < 16 << 20, f"the server read {sent} bytes before refusing"
+
+
+def test_one_problem_type_per_kind_and_the_http_servers_own_limit(client, stack, trained):
+    """413 is `too-large` whether the middleware or the route refuses the body; a request
+    line over uvicorn's parser limit (64 KiB) never reaches the application: uvicorn answers
+    it with a plain-text 400, as docs/reliability.md says."""
+    declared = client.post("/predict", files=frames(b"\x00" * (3 << 20)))
+    assert declared.json()["type"].endswith("/too-large")
+    near = client.get("/jobs/" + "a" * 60_000)
+    assert near.status_code == 404 and near.headers["content-type"] == PROBLEM
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:
+        sock.sendall(b"GET /jobs/" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(65536).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 400") and "text/plain" in reply, reply[:200]

@@ -6,7 +6,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from stack_helpers import frames_of, wait_for
+from stack_helpers import frames_of, tiny_train, wait_for
 
 ROW = {"stage", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
 
@@ -56,6 +56,7 @@ def test_predict_waits_for_the_answer(client, stack, trained):
 def test_predict_without_wait_is_queued_then_done(client, stack, trained):
     r = client.post("/predict", files=frames_of(stack, count=2))  # newest model, default top_k
     assert r.status_code == 202 and r.headers["location"] == f"/jobs/{r.json()['id']}"
+    assert r.json()["job_id"] == r.json()["id"] and r.json()["status"] == "queued"  # SPEC section 2
     job = wait_for(client, r.json()["id"], timeout_s=60)
     assert job["status"] == "succeeded" and len(job["result"]["top_k"]) == 5
 
@@ -100,3 +101,11 @@ def test_explain_returns_a_cam_overlay_per_frame(client, stack, trained):
     assert len(cams) == 4  # the model's frame count
     images = [Image.open(io.BytesIO(base64.b64decode(c))) for c in cams]
     assert all(im.format == "PNG" and im.size == (64, 64) for im in images)
+
+
+def test_train_answers_the_published_contract(client):
+    r = client.post("/train", json=tiny_train(epochs=(1, 1)))
+    job = r.json()
+    assert r.status_code == 202 and job["job_id"] == job["id"] and job["status"] == "queued"  # SPEC section 2
+    assert r.headers["location"] == f"/jobs/{job['id']}"
+    assert wait_for(client, job["id"], timeout_s=180)["status"] == "succeeded"

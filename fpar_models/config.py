@@ -138,7 +138,8 @@ class StageConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
     eps: float = Field(1e-4, gt=0, le=1, description="Adam only")
     schedule: Literal["multistep", "exponential"] = "multistep"
-    milestones: list[int] = Field(default_factory=lambda: [25, 75, 150], max_length=50)
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [25, 75, 150], max_length=50,
+                                                          description="epochs (1-based, increasing) where lr x gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="lr factor at each milestone (or each epoch)")
     train: list[Part] = Field(default_factory=lambda: ["convlstm", "classifier"], min_length=1)
     part_lr: dict[Part, Annotated[float, Field(gt=0, le=10)]] = Field(

@@ -24,6 +24,17 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
           500: "Internal Server Error", 503: "Service Unavailable"}
 
 
+# The `type` of a status when the raiser names no finer kind: one type per kind of error,
+# whichever code path (a route, a middleware, FastAPI's own) produces it.
+DEFAULT_KINDS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+                 405: "method-not-allowed", 409: "wrong-state", 413: "too-large", 415: "unsupported-media-type",
+                 422: "invalid-field", 429: "queue-full", 500: "internal", 503: "unavailable"}
+
+
+def default_kind(status: int) -> str:
+    return DEFAULT_KINDS.get(status, "error")
+
+
 class Problem(Exception):
     """Raise anywhere in a route to answer with a problem document."""
 
@@ -31,7 +42,7 @@ class Problem(Exception):
                  errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
-        self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
+        self.kind = kind or default_kind(status)
 
 
 def field_error(loc: list[str | int] | tuple, msg: str, status: int = 422) -> Problem:
@@ -78,8 +89,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
-        return problem_response(exc.status_code, str(exc.detail), kind=TITLES.get(exc.status_code, "error")
-                                .lower().replace(" ", "-"), headers=getattr(exc, "headers", None))
+        return problem_response(exc.status_code, str(exc.detail), kind=default_kind(exc.status_code),
+                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(redis.RedisError)
     @app.exception_handler(OperationalError)

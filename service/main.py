@@ -54,14 +54,60 @@ def docs_router(app: FastAPI) -> APIRouter:
     return router
 
 
+PROBLEM_SCHEMA = {
+    "type": "object", "title": "Problem", "required": ["type", "title", "status", "detail"],
+    "description": "RFC 9457 problem details; validation errors list each field at fault in `errors`",
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["loc", "msg"], "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"}, "type": {"type": "string"}}}},
+    },
+}
+
+
+def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
+    """The error statuses an operation can answer (all as problem+json)."""
+    if path == "/healthz":
+        return set()
+    if path == "/readyz":
+        return {503}
+    codes = {401, 403, 503}  # API keys when configured; Redis unavailable
+    if operation.get("parameters") or operation.get("requestBody"):
+        codes.add(422)
+    if "{" in path:
+        codes.add(404)
+    if method == "post":
+        codes |= {413, 422}
+    if path in ("/train", "/predict", "/experiments") and method == "post":
+        codes |= {404, 429}
+    if path.endswith("/cancel") or path.endswith("plot.png"):
+        codes.add(409)
+    if path.startswith("/models/{model_id}/") and path != "/models/{model_id}/export":
+        codes.add(500)  # the worker computing the picture failed (a bug, reported as such)
+    return codes
+
+
 def _openapi(app: FastAPI) -> dict:
-    """The train body is a preset plus overrides of TrainConfig: document it as TrainConfig."""
+    """The train body is a preset plus overrides of TrainConfig: document it as TrainConfig.
+    Every error is declared as what it is: problem+json, with the statuses each can answer."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         body = TrainConfig.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
         components["TrainRequest"] = body
+        components["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status in sorted(problem_statuses(path, method, operation)):
+                    responses[str(status)] = {"description": errors.TITLES.get(status, "Error"), "content": problem}
         app.openapi_schema = schema
     return app.openapi_schema
 

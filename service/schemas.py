@@ -18,6 +18,7 @@ class Progress(BaseModel):
 
 
 class JobOut(BaseModel):
+    job_id: str = Field(description="the job's id (the same as `id`)")
     id: str
     kind: Literal["train", "predict"]
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -35,8 +36,9 @@ class JobOut(BaseModel):
 
     @classmethod
     def from_record(cls, job: dict[str, Any]) -> JobOut:
-        return cls(id=job["id"], kind=job["kind"], status=job["status"], created_at=iso(job["created_at"]),
-                   started_at=iso(job.get("started_at")), finished_at=iso(job.get("finished_at")),
+        return cls(job_id=job["id"], id=job["id"], kind=job["kind"], status=job["status"],
+                   created_at=iso(job["created_at"]), started_at=iso(job.get("started_at")),
+                   finished_at=iso(job.get("finished_at")),
                    attempts=int(job.get("attempts") or 0), progress=job.get("progress"),
                    metrics=job.get("metrics"), result=job.get("result"), error=job.get("error"),
                    warnings=job.get("warnings") or [], request=job.get("request"),

@@ -22,7 +22,7 @@ def readyz(store: StoreDep) -> dict:
         store.r.ping()
         workers = store.workers()
     except redis.RedisError:
-        raise Problem(503, "Redis is not reachable", kind="not-ready", headers={"Retry-After": "5"}) from None
+        raise Problem(503, "Redis is not reachable", kind="unavailable", headers={"Retry-After": "5"}) from None
     if not workers:
         raise Problem(503, "no worker has sent a heartbeat in the last 15 s", kind="not-ready",
                       headers={"Retry-After": "5"})

@@ -95,7 +95,7 @@ def _analysis(request: Request, settings: Settings, queue, model_id: str, kind: 
         answer = analyses.answer(key)
     if answer is None:
         raise Problem(503, f"the {kind} of model '{model_id}' is still being computed; retry shortly",
-                      kind="not-ready", headers={"Retry-After": "5"})
+                      kind="being-computed", headers={"Retry-After": "5"})
     if answer["status"] != "ok":
         raise Problem(int(answer["http"]), answer["detail"], kind="no-picture" if answer["http"] == "404" else None)
     return answer

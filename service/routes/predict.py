@@ -55,10 +55,13 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
             check_queue_room(store, settings, "predict")
             store.put_frames(job_id, pack(arrays))
             store.create("predict", options, job_id=job_id)
+            accepted = job_response(store, job_id, response)  # as accepted: queued
             queue.send("predict", job_id)
         except Exception:
             idempotency.release(store, "predict", idempotency_key)
             raise
+        if wait <= 0:
+            return accepted
     job_id = prior or job_id
     store.wait_done(job_id, wait)
     job = job_response(store, job_id, response)

@@ -39,11 +39,12 @@ def submit_training(body: Annotated[dict[str, Any], Body()], response: Response,
     try:
         check_queue_room(store, settings, "train")
         store.create("train", cfg.model_dump(mode="json"), warnings=cfg.start_warnings(), job_id=job_id)
+        accepted = job_response(store, job_id, response)  # as accepted: queued, however fast a worker is
         queue.send("train", job_id)
     except Exception:
         idempotency.release(store, "train", idempotency_key)
         raise
-    return job_response(store, job_id, response)
+    return accepted
 
 
 def runnable(body: dict[str, Any], cfg: TrainConfig, store, settings: Settings) -> TrainConfig:
