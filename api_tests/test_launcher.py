@@ -38,13 +38,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _launch(tmp_path: Path, port: int) -> subprocess.Popen:
+def _launch(tmp_path: Path, port: int, command: list[str] | None = None) -> subprocess.Popen:
+    """`make up` (or the command given) on a run folder and port of its own."""
     env = {**os.environ, "FPAR_PORT": str(port), "FPAR_DATA_DIR": str(tmp_path / "data"),
            "FPAR_MODEL_DIR": str(tmp_path / "models"), "FPAR_RUN_DIR": str(tmp_path / "run"),
            "FPAR_WORKERS": "all:train,predict", "FPAR_TORCH_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("REDIS_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "launcher"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env.pop("MAKEFLAGS", None)
+    return subprocess.Popen(command or ["make", "--no-print-directory", "up"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _gone_within(pids: set[int], seconds: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() < start + seconds and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if _alive(p)], "processes of the stack outlived it"
+    return time.monotonic() - start
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -69,25 +79,48 @@ def synthetic_data(tmp_path_factory):
     return root
 
 
+def _launcher_of(make: subprocess.Popen) -> int:
+    """The launcher process under `make up` (make may run it through a shell)."""
+    for pid in sorted(_descendants(make.pid)):
+        if b"launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError("no launcher under make")
+
+
 def test_a_killed_launcher_takes_its_whole_stack_with_it(synthetic_data):
     port = free_port()
-    first = _launch(synthetic_data, port)
+    make = _launch(synthetic_data, port)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", first)
-        stack = _descendants(first.pid)
+        _wait_ready(f"http://127.0.0.1:{port}", make)
+        launcher = _launcher_of(make)
+        stack = _descendants(launcher)
         assert len(stack) >= 3  # redis, a worker, the gateway
 
-        second = _launch(synthetic_data, free_port())  # same run folder, live Redis
+        second = _launch(synthetic_data, free_port(), [sys.executable, "-m", "launcher"])  # same run folder
         out, _ = second.communicate(timeout=60)
         assert second.returncode != 0 and "in use by a running redis-server (pid" in out, out
 
-        first.send_signal(signal.SIGKILL)  # no chance to stop anything itself
-        first.wait()
-        killed = time.monotonic()
-        while time.monotonic() < killed + 10 and any(_alive(p) for p in stack):
-            time.sleep(0.05)
-        assert not [p for p in stack if _alive(p)], "processes of the stack outlived their launcher"
-        print(f"\nthe stack's {len(stack)} processes were gone {time.monotonic() - killed:.2f} s after the launcher")
+        os.kill(launcher, signal.SIGKILL)  # no chance to stop anything itself
+        took = _gone_within(stack, 10)
+        print(f"\nthe stack's {len(stack)} processes were gone {took:.2f} s after the launcher was killed")
     finally:
-        if first.poll() is None:
-            first.kill()
+        make.kill()
+        make.wait()
+
+
+def test_term_then_kill_to_make_stops_everything(synthetic_data):
+    """What a supervisor or CI does: SIGTERM to make, SIGKILL a few seconds later."""
+    port = free_port()
+    make = _launch(synthetic_data, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", make)
+        stack = _descendants(make.pid)
+        make.send_signal(signal.SIGTERM)
+        time.sleep(2)
+        make.kill()
+        make.wait()
+        took = _gone_within(stack, 20)
+        print(f"\n{len(stack)} processes gone {2 + took:.1f} s after SIGTERM to make")
+    finally:
+        if make.poll() is None:
+            make.kill()

@@ -3,8 +3,10 @@ names travel with the weights. Written atomically (temp file + rename), read wit
 `weights_only=True`, so loading one never runs code from it."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ TRAINING_FORMAT = "fpar-training/1"
 
 
 def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temporary file, then rename: a crash or a full disk leaves the previous
+    file whole. A full disk is reported as such (torch's writer says only "unexpected pos")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -26,8 +30,12 @@ def save_atomic(obj: Any, path: Path) -> None:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = shutil.disk_usage(path.parent).free < (1 << 20)  # measured before the partial file goes
         os.unlink(tmp)
+        if full and isinstance(e, (OSError, RuntimeError)):
+            raise OSError(errno.ENOSPC, f"no space left on the device holding {path.parent} while writing "
+                          f"{path.name}; the previous {path.name} is intact", str(path)) from e
         raise
 
 

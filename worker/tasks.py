@@ -3,6 +3,7 @@ job whose worker died), so a redelivered or duplicated message never runs a job 
 at once, and a cancelled job never starts."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -57,6 +58,8 @@ def claimed(job_id: str, *, quiet: bool = False) -> bool:
 
 
 def failure(exc: Exception) -> dict:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return {"type": "disk_full", "message": exc.strerror or str(exc)}
     if isinstance(exc, DatasetError):
         return {"type": "dataset_error", "message": str(exc)}
     if isinstance(exc, (ValueError, FileNotFoundError, KeyError)):
