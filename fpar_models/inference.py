@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from fpar_models import cam
+from fpar_models.backends import serve
 from fpar_models.checkpoint import load_model
-from fpar_models.data.dataset import normalize_flow, normalize_rgb, to_channels_first
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.models import run_model
 from fpar_models.runtime import Runtime
+from fpar_models.serving import example_inputs, input_names
 
 
 @dataclass
@@ -29,13 +29,20 @@ class Clip:
 
 
 class Predictor:
-    def __init__(self, path: Path, runtime: Runtime | None = None):
+    """A trained model ready to answer: loaded once, served by the runtime `inference`
+    chooses (see fpar_models.backends), verified against eager PyTorch on `samples`."""
+
+    def __init__(self, path: Path, runtime: Runtime | None = None, *, inference: str = "torch",
+                 samples: dict[str, np.ndarray] | None = None):
         self.runtime = runtime or Runtime.detect()
         model, meta = load_model(path)
         self.model = self.runtime.prepare(model).eval()
         self.config = meta["config"]
         self.classes: list[str] = meta["classes"]
         self.best_val_acc = meta.get("best_val_acc")
+        samples = samples if samples is not None else random_clips(self.config)
+        self.engine, self.choice = serve(self.model, self.config, self.runtime, requested=inference,
+                                         cache_dir=Path(path).parent / "compiled", samples=samples)
 
     @property
     def needs_rgb(self) -> bool:
@@ -53,31 +60,29 @@ class Predictor:
 
     def warm_up(self) -> None:
         """One prediction on a blank clip: the first pass is the slow one."""
-        size, cfg = self.config.image_size, self.config
-        rgb = np.zeros((cfg.frames, size, size, 3), np.uint8) if self.needs_rgb else None
-        flow = np.zeros((cfg.model.eval_stacks, 2 * cfg.model.stack_size, size, size), np.uint8) \
-            if self.needs_flow else None
-        self.predict([Clip(rgb, flow)])
+        self.engine.run(random_clips(self.config, 1))
 
-    @torch.inference_mode()
     def predict(self, clips: list[Clip]) -> list[dict]:
-        """One batched forward pass; one answer per clip, in order."""
-        device = self.runtime.device
-        batch = {}
+        """One batched pass; one answer per clip, in order."""
+        inputs = {}
         if self.needs_rgb:
-            batch["rgb"] = normalize_rgb(to_channels_first(np.stack([c.rgb for c in clips])).to(device))
+            inputs["frames"] = np.stack([c.rgb for c in clips])
         if self.needs_flow:
-            batch["flow"] = normalize_flow(torch.from_numpy(np.stack([c.flow for c in clips])).to(device))
-        with self.runtime.autocast():
-            out = run_model(self.model, batch, heads=False)
-        probs = torch.softmax(out.logits.float(), 1).cpu()
-        values, indices = probs.topk(min(max(c.top_k for c in clips), len(self.classes)), 1)
+            inputs["flow"] = np.stack([c.flow for c in clips])
+        outputs = self.engine.run(inputs)
+        probs, cams = outputs[0], (outputs[1] if len(outputs) > 1 else None)
         answers = []
         for i, clip in enumerate(clips):
-            answer = {"top_k": [{"label": self.classes[j], "index": int(j), "probability": float(p)}
-                                for p, j in zip(values[i, :clip.top_k], indices[i, :clip.top_k])]}
-            if clip.explain and out.cam is not None:
+            ranked = np.argsort(-probs[i], kind="stable")[:min(clip.top_k, len(self.classes))]
+            answer = {"top_k": [{"label": self.classes[j], "index": int(j), "probability": float(probs[i, j])}
+                                for j in ranked]}
+            if clip.explain and cams is not None:
                 answer["cams"] = [base64.b64encode(cam.to_png(img)).decode()
-                                  for img in cam.overlays(clip.rgb, out.cam[i])]
+                                  for img in cam.overlays(clip.rgb, torch.from_numpy(cams[i]))]
             answers.append(answer)
         return answers
+
+
+def random_clips(cfg, count: int = 2) -> dict[str, np.ndarray]:
+    """Sample inputs when no real clips are at hand (seeded: the same every time)."""
+    return {name: tensor.numpy() for name, tensor in zip(input_names(cfg), example_inputs(cfg, count))}

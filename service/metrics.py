@@ -21,15 +21,22 @@ class StoreCollector:
         depth = GaugeMetricFamily("fpar_queue_depth", "messages waiting in each Celery queue", labels=["queue"])
         jobs = GaugeMetricFamily("fpar_jobs", "jobs by kind and state", labels=["kind", "status"])
         workers = GaugeMetricFamily("fpar_workers_alive", "workers that sent a heartbeat recently")
+        serving = GaugeMetricFamily("fpar_model_inference", "1 per model a predict worker has loaded, labelled "
+                                    "with the runtime serving it", labels=["worker", "model", "backend", "verified"])
         try:
             for queue in TASKS:
                 depth.add_metric([queue], self.store.r.llen(queue))
             for (kind, status), n in self.store.counts().items():
                 jobs.add_metric([kind, status], n)
-            workers.add_metric([], len(self.store.workers()))
+            alive = self.store.workers()
+            workers.add_metric([], len(alive))
+            for worker in alive:
+                for model_id, choice in (worker.get("models") or {}).items():
+                    labels = [worker["name"], model_id, choice["backend"], str(choice["verified"]).lower()]
+                    serving.add_metric(labels, 1)
         except redis.RedisError:
             return  # Redis down: the request metrics still get scraped
-        yield from (depth, jobs, workers)
+        yield from (depth, jobs, workers, serving)
 
 
 class Metrics:

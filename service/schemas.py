@@ -63,10 +63,13 @@ class ModelOut(BaseModel):
     frames: int
     image_size: int
     inputs: list[str] = Field(description="what /predict needs: frames ('rgb') and/or flow images")
+    inference: list[dict[str, Any]] = Field(
+        default_factory=list, description="per predict worker that has it loaded: the runtime serving it "
+        "(backend), the one asked for, whether it was verified against PyTorch and how closely, and why not")
 
     @classmethod
-    def from_record(cls, m: dict[str, Any]) -> ModelOut:
-        return cls(**{**m, "created_at": iso(m["created_at"])})
+    def from_record(cls, m: dict[str, Any], serving: list[dict[str, Any]] | None = None) -> ModelOut:
+        return cls(**{**m, "created_at": iso(m["created_at"]), "inference": serving or []})
 
 
 class PresetOut(BaseModel):

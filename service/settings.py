@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long is requeued")
     max_attempts: int = Field(3, ge=1, description="runs of a job whose worker keeps dying before it fails")
     model_cache: int = Field(4, ge=1, description="models a predict worker keeps loaded")
+    inference: Literal["auto", "torch", "openvino", "onnxruntime"] = Field(
+        "auto", description="the runtime predictions run on; auto: the fastest installed one that verifies "
+        "against PyTorch (on the CPU), PyTorch on CUDA")
     predict_max_batch: int = Field(8, ge=1, le=256, description="predictions of one model run as one batch")
     predict_max_wait_ms: float = Field(5, ge=0, le=1000,
                                        description="how long a batch waits for companions (only when more are queued)")

@@ -48,8 +48,11 @@ def rss_mb() -> float:
 
 
 def beat() -> None:
+    from worker.tasks import MODELS
+
     store.worker_alive(WORKER["name"], {"name": WORKER["name"], "queues": WORKER["queues"],
-                                        "pid": os.getpid(), "seen": time.time(), "rss_mb": rss_mb()})
+                                        "pid": os.getpid(), "seen": time.time(), "rss_mb": rss_mb(),
+                                        "models": MODELS.served()})
 
 
 def reap() -> None:

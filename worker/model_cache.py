@@ -5,8 +5,10 @@ import logging
 import threading
 from collections import OrderedDict
 
+from fpar_models.config import TrainConfig
 from fpar_models.inference import Predictor
 from fpar_models.runtime import Runtime
+from fpar_models.serving import sample_inputs
 from service.jobs import JobStore
 from service.settings import Settings
 
@@ -34,12 +36,22 @@ class ModelCache:
             meta = self.store.get_model(model_id)
             if meta is None:
                 raise KeyError(f"model '{model_id}' is not registered")
-            predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime)
+            cfg = TrainConfig.model_validate(meta["config"])
+            samples = sample_inputs(cfg, meta["classes"], self.settings.data_dir)
+            predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
+                                  inference=self.settings.inference, samples=samples)
+            log.info("model %s served by %s%s", model_id, predictor.choice.backend,
+                     f" ({predictor.choice.reason})" if predictor.choice.reason else "")
             self._models[model_id] = predictor
             while len(self._models) > self.settings.model_cache:
                 evicted, _ = self._models.popitem(last=False)
                 log.info("model %s evicted from the cache", evicted)
             return predictor
+
+    def served(self) -> dict[str, dict]:
+        """Each loaded model's runtime and how it was chosen (the heartbeat carries it; no
+        lock: a heartbeat must not wait for a model that is being compiled)."""
+        return {model_id: p.choice.as_dict() for model_id, p in list(self._models.items())}
 
     def preload(self) -> None:
         """Load the newest models at start, and run each once, so the first request is

@@ -1,5 +1,5 @@
 """The ConvLSTM of Ego-RNN: 3x3 convolutions for every gate on input and hidden
-state, no peepholes, zero initial state.
+state, no peepholes, zero initial state (so step 0 needs no hidden convolution).
 
 The four gates' convolutions are fused into one convolution over the input and one
 over the hidden state (4*hidden output channels): the same function as four separate
@@ -26,12 +26,16 @@ class ConvLSTMCell(nn.Module):
 
     def forward(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C, s, s) -> (hidden states (B, T, hidden, s, s), final cell state (B, hidden, s, s))."""
-        b, t, _, height, width = seq.shape
+        t = seq.shape[1]
         # the input's contribution does not depend on the state: one batched conv for all steps
-        x_gates = self.x2gates(seq.flatten(0, 1)).unflatten(0, (b, t))
-        h = c = seq.new_zeros(b, self.hidden, height, width)
-        hs = []
-        for step in range(t):
+        # (-1: the batch size stays free in an exported graph)
+        x_gates = self.x2gates(seq.flatten(0, 1)).unflatten(0, (-1, t))
+        # the state starts at zero, so the hidden convolution (no bias) adds exactly nothing at step 0
+        i, _, g, o = x_gates[:, 0].chunk(4, dim=1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs = [h]
+        for step in range(1, t):
             i, f, g, o = (x_gates[:, step] + self.h2gates(h)).chunk(4, dim=1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)

@@ -38,13 +38,13 @@ class EgoRNN(nn.Module):
         return self.convlstm(seq)[1].mean((2, 3))
 
     def forward(self, rgb: torch.Tensor, *, heads: bool = True) -> Output:
-        b, t = rgb.shape[:2]
+        t = rgb.shape[1]  # the batch size stays symbolic (-1): exported graphs take any batch
         frames = rgb.flatten(0, 1)  # every frame through the CNN in one batch
         aux: dict[str, dict] = {}
         if self.feedback is not None:
             first = self.backbone(frames)
             ms_maps, modulate = self.feedback.modulation(first.layer4, first.conv1.shape[-1])
-            aux["feedback"] = {"maps": ms_maps.unflatten(0, (b, t)), "mode": self.feedback.ms.mode}
+            aux["feedback"] = {"maps": ms_maps.unflatten(0, (-1, t)), "mode": self.feedback.ms.mode}
             feats = self.backbone(frames, modulate)
         else:
             feats = self.backbone(frames)
@@ -54,18 +54,18 @@ class EgoRNN(nn.Module):
             attended = feats.layer4
             with torch.no_grad():  # no attention to drive, but the map still explains the answer
                 cam = class_activation_map(self.backbone.fc, feats.layer4)
-        seq = attended.unflatten(0, (b, t))
+        seq = attended.unflatten(0, (-1, t))
         hidden, cell = self.convlstm(seq)
         pooled = cell.mean((2, 3))
         logits = self.classifier(pooled)
         others = {name: head for name, head in self.heads.items() if name != "feedback"}
         if heads and others:
-            taps = Taps(frames=rgb, layer2=feats.layer2.unflatten(0, (b, t)),
-                        layer3=feats.layer3.unflatten(0, (b, t)),
-                        backbone=feats.layer4.unflatten(0, (b, t)), attention=seq,
+            taps = Taps(frames=rgb, layer2=feats.layer2.unflatten(0, (-1, t)),
+                        layer3=feats.layer3.unflatten(0, (-1, t)),
+                        backbone=feats.layer4.unflatten(0, (-1, t)), attention=seq,
                         convlstm=hidden, pooled=pooled, encode=self.encode)
             aux.update({name: head(taps) for name, head in others.items()})
-        return Output(logits, aux if heads else {}, pooled, cam.unflatten(0, (b, t)))
+        return Output(logits, aux if heads else {}, pooled, cam.unflatten(0, (-1, t)))
 
     def parts(self) -> dict[str, Part]:
         backbone = self.backbone

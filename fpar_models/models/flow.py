@@ -28,8 +28,7 @@ class FlowResNet(nn.Module):
 
     def encode(self, flow: torch.Tensor) -> torch.Tensor:
         """(B, K, C, S, S) -> (B, 512): pooled features averaged over the K stacks."""
-        b, k = flow.shape[:2]
-        return self.net(flow.flatten(0, 1)).unflatten(0, (b, k)).mean(1)
+        return self.net(flow.flatten(0, 1)).unflatten(0, (-1, flow.shape[1])).mean(1)
 
     def forward(self, flow: torch.Tensor) -> Output:
         features = self.encode(flow)

@@ -10,9 +10,19 @@ from service.schemas import ModelOut, PresetOut
 router = APIRouter(tags=["models"])
 
 
+def serving(store) -> dict[str, list[dict]]:
+    """model id -> how each live predict worker serves it (from the workers' heartbeats)."""
+    found: dict[str, list[dict]] = {}
+    for worker in store.workers():
+        for model_id, choice in (worker.get("models") or {}).items():
+            found.setdefault(model_id, []).append({"worker": worker["name"], **choice})
+    return found
+
+
 @router.get("/models", response_model=list[ModelOut], summary="Trained models, newest first")
 def list_models(store: StoreDep) -> list[ModelOut]:
-    return [ModelOut.from_record(m) for m in store.models()]
+    served = serving(store)
+    return [ModelOut.from_record(m, served.get(m["id"])) for m in store.models()]
 
 
 @router.get("/models/{model_id}", response_model=ModelOut)
@@ -20,7 +30,7 @@ def get_model(model_id: str, store: StoreDep) -> ModelOut:
     model = store.get_model(model_id)
     if model is None:
         raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
-    return ModelOut.from_record(model)
+    return ModelOut.from_record(model, serving(store).get(model_id))
 
 
 @router.get("/presets", response_model=list[PresetOut], summary="The papers' configurations")

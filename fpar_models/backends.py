@@ -1,0 +1,150 @@
+"""Inference runtimes behind one interface: the serving graph (`fpar_models.serving`) run
+by eager PyTorch, ONNX Runtime or OpenVINO.
+
+    FPAR_INFERENCE=auto | torch | openvino | onnxruntime
+
+`auto` takes, on the CPU, the fastest runtime that is installed and passes verification
+(OpenVINO, then ONNX Runtime: docs/benchmarks.md has the measurements); on CUDA, PyTorch.
+A compiled graph never serves unchecked: before it does, it runs beside eager PyTorch on
+sample clips and must give the same top-k classes with probabilities within a tolerance
+(1e-3); otherwise the model is served by PyTorch and the reason is reported.
+The ONNX graph is exported once per model, frames, size and torch version, and cached in
+the model store beside the checkpoint; OpenVINO keeps its compiled blobs there too.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpar_models.config import TrainConfig
+from fpar_models.runtime import Runtime
+from fpar_models.serving import Servable, export_onnx
+
+log = logging.getLogger("fpar.inference")
+COMPILED = ("openvino", "onnxruntime")  # fastest first on this project's CPU
+TOLERANCE = 1e-3
+
+
+@dataclass
+class Choice:
+    """What a model is served with, and why."""
+    backend: str
+    requested: str
+    verified: bool | None = None        # None: eager PyTorch, the reference itself
+    max_abs_diff: float | None = None   # largest probability difference to PyTorch on the sample clips
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, servable: Servable, runtime: Runtime):
+        self.servable, self.runtime = servable, runtime
+
+    @torch.inference_mode()
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        tensors = [torch.from_numpy(inputs[name]).to(self.runtime.device) for name in self.servable.inputs]
+        with self.runtime.autocast():
+            outputs = self.servable(*tensors)
+        return [o.float().cpu().numpy() for o in outputs]
+
+
+class OnnxRuntimeEngine:
+    name = "onnxruntime"
+
+    def __init__(self, graph: Path, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, inputs)
+
+
+class OpenVinoEngine:
+    name = "openvino"
+
+    def __init__(self, graph: Path, threads: int):
+        import openvino as ov
+
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(graph.parent / "openvino-cache")})
+        # f32 explicitly: OpenVINO's default on CPUs with bf16 units is bf16, which moved
+        # probabilities by up to 0.2 and changed top-1 classes (issue 11's measurement)
+        self.compiled = core.compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                               "INFERENCE_NUM_THREADS": threads})
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        result = self.request.infer(inputs)
+        return [np.array(result[output]) for output in self.compiled.outputs]  # copies: the request reuses its buffers
+
+
+ENGINES = {"onnxruntime": OnnxRuntimeEngine, "openvino": OpenVinoEngine}
+
+
+def installed(name: str) -> bool:
+    return name == "torch" or importlib.util.find_spec(name) is not None
+
+
+def candidates(requested: str, device: torch.device) -> list[str]:
+    if requested == "torch":
+        return []
+    if requested == "auto":
+        return [name for name in COMPILED if installed(name)] if device.type == "cpu" else []
+    return [requested]
+
+
+def graph_path(cache_dir: Path, cfg: TrainConfig) -> Path:
+    return Path(cache_dir) / f"serving-{cfg.frames}x{cfg.image_size}-torch{torch.__version__.split('+')[0]}.onnx"
+
+
+def verify(engine, reference: TorchEngine, samples: dict[str, np.ndarray], k: int = 5,
+           tolerance: float = TOLERANCE) -> tuple[bool, float, str]:
+    """Same top-k classes on every sample clip, probabilities within the tolerance."""
+    want, got = reference.run(samples)[0], engine.run(samples)[0]
+    diff = float(np.abs(want - got).max())
+    k = min(k, want.shape[1])
+    same = np.array_equal(np.argsort(-want, 1, kind="stable")[:, :k], np.argsort(-got, 1, kind="stable")[:, :k])
+    if not same:
+        return False, diff, f"top-{k} classes differ from PyTorch's on the sample clips (max |dp| {diff:.2g})"
+    if diff > tolerance:
+        return False, diff, f"probabilities differ from PyTorch's by {diff:.2g} > {tolerance:g}"
+    return True, diff, ""
+
+
+def serve(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime, *, requested: str = "torch",
+          cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None):
+    """(engine, Choice): the fastest runtime that verifies, else eager PyTorch."""
+    reference = TorchEngine(Servable(model, cfg), runtime)
+    reasons = []
+    for name in candidates(requested, runtime.device):
+        if not installed(name):
+            reasons.append(f"{name} is not installed")
+            continue
+        try:
+            graph = graph_path(cache_dir, cfg)
+            if not graph.exists():
+                export_onnx(reference.servable, cfg, graph)
+            engine = ENGINES[name](graph, threads or torch.get_num_threads())
+            ok, diff, why = verify(engine, reference, samples)
+        except Exception as e:  # an exporter or runtime that cannot take this model: serve it anyway
+            log.warning("%s could not build the serving graph", name, exc_info=True)
+            reasons.append(f"{name} failed: {type(e).__name__}: {e}"[:300])
+            continue
+        if ok:
+            return engine, Choice(name, requested, True, diff)
+        log.warning("%s refused for this model: %s", name, why)
+        reasons.append(f"{name} refused: {why}")
+    verified = False if reasons else None
+    return reference, Choice("torch", requested, verified, None, "; ".join(reasons))
