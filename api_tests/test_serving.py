@@ -65,3 +65,42 @@ def test_a_graph_that_disagrees_is_refused_and_pytorch_serves(client, stack, tra
         stack.kill("worker-predict")
         stack.wait_ready(90)
 
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "torchscript"])
+def test_the_exported_artefact_answers_as_predict_does(client, stack, trained, fmt, tmp_path):
+    import json
+    import zipfile
+
+    from fpar_models.data.transforms import prepare_frames
+
+    model_id = trained["result"]["model"]
+    r = client.get(f"/models/{model_id}/export", params={"format": fmt}, timeout=180)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text[:300]
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    archive.extractall(tmp_path)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["classes"] == client.get(f"/models/{model_id}").json()["classes"]
+    assert (tmp_path / "labels.txt").read_text().split() == meta["classes"]
+    shape = meta["inputs"]["frames"]["shape"]
+
+    files = frames_of(stack)
+    frames = prepare_frames([Image.open(io.BytesIO(f[1][1])) for f in files], shape[1], shape[2])[None]
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        assert 'platform: "onnxruntime_onnx"' in (tmp_path / "config.pbtxt").read_text()
+        probs = ort.InferenceSession(str(tmp_path / "model.onnx")).run(None, {"frames": frames})[0][0]
+    elif fmt == "openvino":
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(tmp_path / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        probs = np.array(compiled({"frames": frames})[compiled.outputs[0]])[0]
+    else:
+        import torch
+
+        probs = torch.jit.load(str(tmp_path / "model.pt"))(torch.from_numpy(frames))[0][0].numpy()
+    answer = client.post("/predict", files=files, data={"wait": "60", "top_k": "3", "model": model_id}).json()
+    for row in answer["result"]["top_k"]:
+        assert probs[row["index"]] == pytest.approx(row["probability"], abs=1e-3)
+    assert [meta["classes"][i] for i in np.argsort(-probs)[:3]] == [x["label"] for x in answer["result"]["top_k"]]

@@ -1,12 +1,19 @@
-"""Predict throughput and latency: the raw model against the running service, in one run.
+"""Predict throughput and latency: the raw model on every inference runtime against the
+running service, in one run.
 
-(a) the raw model, in this process, frames already decoded: a batched forward pass at
+(a) the raw model, in this process, frames already decoded, on each runtime installed
+    (eager PyTorch, OpenVINO, ONNX Runtime: the same serving graph): a batched pass at
     batch 1 and at the batch sizes the worker's batcher uses, plus the cost of decoding
     one request's frames;
 (b) the service end to end over HTTP (multipart upload, gateway decode, queue, worker,
     answer) at concurrency 1, 8 and 32: p50/p95/p99 latency and clips/s;
-then one line per concurrency with the ratio service/raw, and the predict worker's
-memory before and after many predictions.
+then one line per concurrency with the ratio service/best raw runtime, the predict
+worker's memory before and after many predictions, and last these four lines:
+
+    raw torch clips/s: <x>
+    raw best clips/s: <y> (<runtime>)
+    service c=32 clips/s: <z>
+    ratio service/raw_best c=32: <z/y>
 
     python -m benchmarks.bench_predict                      # starts its own stack
     python -m benchmarks.bench_predict --url http://host:8000 --dataset gtea61
@@ -29,9 +36,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fpar_models import checkpoint
+from fpar_models.backends import installed
 from fpar_models.config import TrainConfig
-from fpar_models.data.dataset import normalize_rgb, to_channels_first
-from fpar_models.models import build_model, run_model
+from fpar_models.inference import Predictor
+from fpar_models.models import build_model
 from launcher import Stack, Worker
 from service.uploads import rgb_from_images
 
@@ -78,11 +87,22 @@ def timed(fn, min_s: float = 2.0, min_reps: int = 3) -> float:
 
 
 class RawModel:
-    """The model in this process, as the worker runs it, with no service around it."""
+    """The model in this process, on each runtime, as the worker runs it, with no service
+    around it (random weights of the service model's config: speed does not depend on them)."""
 
-    def __init__(self, config: dict, classes: int, clips: list[list[tuple]]):
+    def __init__(self, config: dict, classes: int, clips: list[list[tuple]], runtimes: list[str]):
         self.cfg = TrainConfig.model_validate({**config, "pretrained": "none"})
-        self.model = build_model(self.cfg, classes).eval()
+        folder = Path(tempfile.mkdtemp(prefix="bench-raw-"))
+        names = [str(i) for i in range(classes)]
+        checkpoint.save_atomic(checkpoint.model_file(build_model(self.cfg, classes), self.cfg, names),
+                               folder / "model.pt")
+        self.predictors = {}
+        for name in runtimes:
+            predictor = Predictor(folder / "model.pt", inference=name)
+            if predictor.choice.backend == name:
+                self.predictors[name] = predictor
+            else:
+                print(f"# {name}: not measured ({predictor.choice.reason})")
         self.files = [[(name, blob) for _, (name, blob, _) in clip] for clip in clips]
         self.prepared = [self.decode(i) for i in range(len(clips))]
 
@@ -90,17 +110,22 @@ class RawModel:
         """What the gateway does to one request's frames."""
         return rgb_from_images(self.files[i % len(self.files)], self.cfg.frames, self.cfg.image_size)
 
-    @torch.inference_mode()
-    def forward(self, first: int, batch: int = 1) -> None:
+    def forward(self, runtime: str, first: int, batch: int = 1) -> None:
         clips = np.stack([self.prepared[(first + j) % len(self.prepared)] for j in range(batch)])
-        run_model(self.model, {"rgb": normalize_rgb(to_channels_first(clips))}, heads=False)
+        self.predictors[runtime].engine.run({"frames": clips})
 
     def measure(self, batch_sizes: list[int]) -> dict:
-        out = {"decode_ms": 1000 * timed(lambda: self.decode(0)), "batches": {}}
-        for b in batch_sizes:
-            seconds = timed(lambda b=b: self.forward(0, b))
-            out["batches"][b] = {"ms": 1000 * seconds, "clips_s": b / seconds}
+        out = {"decode_ms": 1000 * timed(lambda: self.decode(0)), "runtimes": {}}
+        for name in self.predictors:
+            out["runtimes"][name] = {}
+            for b in batch_sizes:
+                seconds = timed(lambda b=b, name=name: self.forward(name, 0, b))
+                out["runtimes"][name][b] = {"ms": 1000 * seconds, "clips_s": b / seconds}
         return out
+
+    @staticmethod
+    def best(raw: dict, runtime: str) -> dict:
+        return max(raw["runtimes"][runtime].values(), key=lambda b: b["clips_s"])
 
 
 def post(url: str, model: str, files: list) -> float:
@@ -112,14 +137,14 @@ def post(url: str, model: str, files: list) -> float:
         return time.perf_counter() - start
 
 
-def paired_overhead(raw: RawModel, url: str, model: str, clips: list, n: int) -> float:
-    """Median of (service latency - (decode + batch-1 forward)) over alternating pairs:
-    drifts of a shared machine hit both sides of each pair alike."""
+def paired_overhead(raw: RawModel, runtime: str, url: str, model: str, clips: list, n: int) -> float:
+    """Median of (service latency - (decode + batch-1 pass on the service's runtime)) over
+    alternating pairs: drifts of a shared machine hit both sides of each pair alike."""
     diffs = []
     for i in range(n):
         start = time.perf_counter()
         raw.decode(i)
-        raw.forward(i)
+        raw.forward(runtime, i)
         floor = time.perf_counter() - start
         diffs.append(post(url, model, clips[i % len(clips)]) - floor)
     return 1000 * statistics.median(diffs)
@@ -168,6 +193,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, nargs="+", default=[30, 80, 160], help="per concurrency level")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--memory-requests", type=int, default=1000)
+    parser.add_argument("--runtimes", nargs="+", default=[r for r in ("torch", "openvino", "onnxruntime")
+                                                          if installed(r)])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -178,10 +205,7 @@ def main() -> None:
         stack.start(timeout_s=120)
         args.url, args.data_dir = stack.url, stack.data_dir
     try:
-        report = run(args)
-        if stack:
-            report["restart"] = first_after_restart(stack, report["model"], request_files(
-                args.data_dir / args.dataset, 8, args.frames))
+        report = run(args, stack)
     finally:
         if stack:
             stack.stop()
@@ -189,7 +213,7 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=2))
 
 
-def run(args) -> dict:
+def run(args, stack: Stack | None) -> dict:
     client = httpx.Client(base_url=args.url, timeout=300)
     model = train_throwaway(client, args.dataset, args.frames, args.size)
     meta = client.get(f"/models/{model}").json()
@@ -198,12 +222,23 @@ def run(args) -> dict:
     print(f"# model {model}: {args.frames} frames at {args.size} px; torch threads {torch.get_num_threads()}")
 
     config = client.get(f"/jobs/{meta['job_id']}").json()["request"]
-    raw_model = RawModel(config, len(meta["classes"]), clips)
+    raw_model = RawModel(config, len(meta["classes"]), clips, args.runtimes)
     raw = raw_model.measure(args.batch_sizes)
-    best = max(raw["batches"].values(), key=lambda b: b["clips_s"])
     print(f"raw decode of one request's frames: {raw['decode_ms']:.1f} ms")
-    for b, r in raw["batches"].items():
-        print(f"raw batch={b:<3} forward={r['ms']:8.1f} ms  clips/s={r['clips_s']:6.2f}")
+    for name, batches in raw["runtimes"].items():
+        for b, r in batches.items():
+            print(f"raw {name:<12} batch={b:<3} pass={r['ms']:8.1f} ms  clips/s={r['clips_s']:6.2f}")
+    best_runtime = max(raw["runtimes"], key=lambda name: RawModel.best(raw, name)["clips_s"])
+    best = RawModel.best(raw, best_runtime)
+    served = {}
+    for _ in range(10):  # the service's runtime, once its predict worker has loaded the model
+        client.post("/predict", files=clips[0], data={"wait": "60", "model": model})
+        served = next(iter(client.get(f"/models/{model}").json()["inference"]), {})
+        if served:
+            break
+        time.sleep(1)
+    service_runtime = served.get("backend", "torch")
+    print(f"# the service runs this model on {service_runtime} ({served})")
 
     measure_service(args.url, model, clips, 4, 8)  # warm the path
     service = []
@@ -213,8 +248,9 @@ def run(args) -> dict:
         service.append(s)
         extra = ""
         if c == 1:
-            s["overhead_ms"] = paired_overhead(raw_model, args.url, model, clips, n)
-            extra = f"  p50 overhead over raw batch-1 forward + decode (paired) = {s['overhead_ms']:+.1f} ms"
+            runtime = service_runtime if service_runtime in raw_model.predictors else best_runtime
+            s["overhead_ms"] = paired_overhead(raw_model, runtime, args.url, model, clips, n)
+            extra = f"  p50 overhead over raw {runtime} batch-1 + decode (paired) = {s['overhead_ms']:+.1f} ms"
         print(f"concurrency={c:<3} p50={s['p50_ms']:7.1f} ms p95={s['p95_ms']:7.1f} ms p99={s['p99_ms']:7.1f} ms "
               f"clips/s={s['clips_s']:6.2f} ratio={s['ratio']:.2f}{extra}", flush=True)
 
@@ -226,7 +262,16 @@ def run(args) -> dict:
         memory["rss_after_mb"] = predict_worker_rss(client)
         print(f"predict worker RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
               f"{args.memory_requests} more predictions")
-    return {"model": model, "frames": args.frames, "size": args.size, "raw": raw, "service": service, **memory}
+    if stack:
+        memory["restart"] = first_after_restart(stack, model, clips)
+    c32 = next((s for s in service if s["concurrency"] == 32), service[-1])
+    torch_best = RawModel.best(raw, "torch")["clips_s"] if "torch" in raw["runtimes"] else float("nan")
+    print(f"raw torch clips/s: {torch_best:.2f}")
+    print(f"raw best clips/s: {best['clips_s']:.2f} ({best_runtime})")
+    print(f"service c={c32['concurrency']} clips/s: {c32['clips_s']:.2f}")
+    print(f"ratio service/raw_best c={c32['concurrency']}: {c32['clips_s'] / best['clips_s']:.2f}", flush=True)
+    return {"model": model, "frames": args.frames, "size": args.size, "raw": raw, "service": service,
+            "service_runtime": served, "best_runtime": best_runtime, **memory}
 
 
 if __name__ == "__main__":

@@ -54,3 +54,26 @@ class Analyses:
 
     def fail(self, key: str, http: int, detail: str) -> None:
         self._finish(key, {"status": "error", "http": http, "detail": detail}, 30)  # may be transient
+
+
+def ask_worker(client: redis.Redis, settings, queue, model_id: str, kind: str,
+               video: str | None = None) -> dict[str, Any]:
+    """The answer to `kind` for the model: from Redis if a worker computed it already, else
+    from a predict worker asked now (one task for concurrent askers), waiting at most
+    FPAR_MAX_WAIT_S; a 503 with Retry-After when it is still being computed."""
+    from service.errors import Problem
+
+    answers = Analyses(client)
+    key = analysis_key(model_id, kind, video)
+    answer = answers.answer(key)
+    if answer is None:
+        if answers.claim(key, settings.max_wait_s + 60):
+            queue.send_task("fpar.analyse", [key, model_id, kind, video], queue="predict")
+        answers.wait(key, settings.max_wait_s)
+        answer = answers.answer(key)
+    if answer is None:
+        raise Problem(503, f"the {kind} of model '{model_id}' is still being computed; retry shortly",
+                      kind="being-computed", headers={"Retry-After": "5"})
+    if answer["status"] != "ok":
+        raise Problem(int(answer["http"]), answer["detail"], kind="no-picture" if answer["http"] == "404" else None)
+    return answer

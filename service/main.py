@@ -84,8 +84,8 @@ def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
         codes |= {404, 429}
     if path.endswith("/cancel") or path.endswith("plot.png"):
         codes.add(409)
-    if path.startswith("/models/{model_id}/") and path != "/models/{model_id}/export":
-        codes.add(500)  # the worker computing the picture failed (a bug, reported as such)
+    if path.startswith("/models/{model_id}/"):
+        codes.add(500)  # the worker computing the picture or artefact failed (a bug, reported as such)
     return codes
 
 

@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from fpar_models import checkpoint
+from fpar_models import checkpoint, export
 from fpar_models.analysis import NoPicture, cam_picture, confusion_matrix, heads_picture, video_batch
 from fpar_models.config import TrainConfig
 from fpar_models.data.gtea61 import DatasetError
@@ -204,6 +204,8 @@ def analyse(key: str, model_id: str, kind: str, video: str | None = None) -> Non
 
 def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
     """Computed once per model and kept beside it in the model store."""
+    if kind.startswith("export-"):
+        return "application/json", json.dumps({"file": export_artefact(model_id, kind.split("-", 1)[1])}).encode()
     media, suffix = ("application/json", "json") if kind == "confusion" else ("image/png", "png")
     name = f"{kind}-{video.replace('/', '_')}" if video else kind
     path = settings.model_dir / model_id / "analysis" / f"{name}.{suffix}"
@@ -224,3 +226,14 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
     tmp.write_bytes(body)
     tmp.replace(path)
     return media, body
+
+
+def export_artefact(model_id: str, fmt: str) -> str:
+    """The model as a deployable zip in the model store; its path relative to the store
+    (the gateway streams it from there)."""
+    relative = f"{model_id}/export/{fmt}.zip"
+    if not (settings.model_dir / relative).exists():
+        predictor = MODELS.get(model_id)
+        export.build(predictor.model, predictor.config, predictor.classes, fmt, settings.model_dir / relative,
+                     model_id)
+    return relative

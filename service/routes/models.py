@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
 
 from fpar_models.presets import PRESETS
-from service.deps import StoreDep
+from service.analyses import ask_worker
+from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem
 from service.schemas import ModelOut, PresetOut
 
@@ -37,3 +42,19 @@ def get_model(model_id: str, store: StoreDep) -> ModelOut:
 def list_presets() -> list[PresetOut]:
     return [PresetOut(name=p.name, description=p.description, source=p.source, config=p.config)
             for p in PRESETS.values()]
+
+
+@router.get("/models/{model_id}/export", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}}, "description": "a zip: the graph, metadata.json "
+                             "(classes, inputs, preprocessing), labels.txt (and config.pbtxt for Triton)"}},
+            summary="The model as an artefact for ONNX Runtime / Triton, OpenVINO (Model Server) or TorchScript")
+def export_model(model_id: str, request: Request, settings: SettingsDep, store: StoreDep, queue: QueueDep,
+                 format: Literal["onnx", "openvino", "torchscript"] = "onnx") -> FileResponse:
+    if store.get_model(model_id) is None:
+        raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
+    answer = ask_worker(request.app.state.store.r, settings, queue, model_id, f"export-{format}")
+    path = settings.model_dir / json.loads(answer["body"])["file"]
+    if not path.is_file():
+        raise Problem(503, f"the {format} artefact is in the model store, which this gateway cannot read "
+                      f"({settings.model_dir}): share FPAR_MODEL_DIR with the workers", kind="unavailable")
+    return FileResponse(path, media_type="application/zip", filename=f"{model_id}-{format}.zip")

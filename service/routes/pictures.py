@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fpar_models import plots
 from fpar_models.data.gtea61 import RGB_DIR
 from fpar_models.experiment import format_value
-from service.analyses import Analyses, analysis_key
+from service.analyses import ask_worker
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
 from service.routes.experiments import _get as get_experiment
@@ -66,7 +66,7 @@ def experiment_plot(exp_id: str, request: Request, store: StoreDep) -> Response:
 
 # -- a model on its dataset, computed by a predict worker ----------------------------------
 
-def _model(store, model_id: str) -> dict[str, Any]:
+def model_record(store, model_id: str) -> dict[str, Any]:
     meta = store.get_model(model_id)
     if meta is None:
         raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
@@ -83,38 +83,20 @@ def _video(meta: dict[str, Any], video: str, settings: Settings) -> str:
     return video
 
 
-def _analysis(request: Request, settings: Settings, queue, model_id: str, kind: str,
-              video: str | None = None) -> dict[str, Any]:
-    analyses = Analyses(request.app.state.store.r)
-    key = analysis_key(model_id, kind, video)
-    answer = analyses.answer(key)
-    if answer is None:
-        if analyses.claim(key, settings.max_wait_s + 60):
-            queue.send_task("fpar.analyse", [key, model_id, kind, video], queue="predict")
-        analyses.wait(key, settings.max_wait_s)
-        answer = analyses.answer(key)
-    if answer is None:
-        raise Problem(503, f"the {kind} of model '{model_id}' is still being computed; retry shortly",
-                      kind="being-computed", headers={"Retry-After": "5"})
-    if answer["status"] != "ok":
-        raise Problem(int(answer["http"]), answer["detail"], kind="no-picture" if answer["http"] == "404" else None)
-    return answer
-
-
 @router.get("/models/{model_id}/confusion", summary="Confusion matrix on the model's validation users "
             "(rows: true class)")
 def model_confusion(model_id: str, request: Request, settings: SettingsDep, store: StoreDep,
                     queue: QueueDep) -> dict[str, Any]:
-    _model(store, model_id)
-    return json.loads(_analysis(request, settings, queue, model_id, "confusion")["body"])
+    model_record(store, model_id)
+    return json.loads(ask_worker(request.app.state.store.r, settings, queue, model_id, "confusion")["body"])
 
 
 @router.get("/models/{model_id}/confusion.png", response_class=Response, responses=PNG,
             summary="The confusion matrix as a picture")
 def model_confusion_png(model_id: str, request: Request, settings: SettingsDep, store: StoreDep,
                         queue: QueueDep) -> Response:
-    meta = _model(store, model_id)
-    found = json.loads(_analysis(request, settings, queue, model_id, "confusion")["body"])
+    meta = model_record(store, model_id)
+    found = json.loads(ask_worker(request.app.state.store.r, settings, queue, model_id, "confusion")["body"])
     matrix = np.asarray(found["matrix"])
     title = (f"{model_id} ({meta['preset']}) on {', '.join(meta['config']['val_users'])}: "
              f"accuracy {100 * np.trace(matrix) / max(matrix.sum(), 1):.1f}% of {int(matrix.sum())} videos")
@@ -125,17 +107,19 @@ def model_confusion_png(model_id: str, request: Request, settings: SettingsDep, 
             summary="A dataset video's sampled frames with the model's CAM over each")
 def model_cam(model_id: str, video: VideoParam, request: Request, settings: SettingsDep, store: StoreDep,
               queue: QueueDep) -> Response:
-    meta = _model(store, model_id)
+    meta = model_record(store, model_id)
     if "rgb" not in meta["inputs"]:
         raise field_error(["model"], f"model '{model_id}' sees only optical flow: it has no class activation map")
-    return _png(_analysis(request, settings, queue, model_id, "cam", _video(meta, video, settings))["body"])
+    found = ask_worker(request.app.state.store.r, settings, queue, model_id, "cam", _video(meta, video, settings))
+    return _png(found["body"])
 
 
 @router.get("/models/{model_id}/heads.png", response_class=Response, responses=PNG,
             summary="What the self-supervised heads predict on a dataset video, beside the truth")
 def model_heads(model_id: str, video: VideoParam, request: Request, settings: SettingsDep, store: StoreDep,
                 queue: QueueDep) -> Response:
-    meta = _model(store, model_id)
+    meta = model_record(store, model_id)
     if not meta["config"]["model"]["heads"]:
         raise Problem(404, f"model '{model_id}' has no self-supervised heads", kind="no-picture")
-    return _png(_analysis(request, settings, queue, model_id, "heads", _video(meta, video, settings))["body"])
+    found = ask_worker(request.app.state.store.r, settings, queue, model_id, "heads", _video(meta, video, settings))
+    return _png(found["body"])
