@@ -1,6 +1,8 @@
 """Raw model speed, per preset, at 7 and 16 frames: training clips/s (forward, backward
 and optimiser step over the parameters of the preset's last stage) and inference clips/s
-(batched forward, no gradients). No data loading: the ceiling the service is measured against.
+(the serving graph: uint8 clips in, probabilities and CAMs out) on eager PyTorch and on
+every compiled runtime installed (OpenVINO, ONNX Runtime), with its ratio to PyTorch in
+the same run. No data loading: the ceiling the service is measured against.
 
     python -m benchmarks.bench_models [--size 112] [--batch 4] [--frames 7 16] [--presets ...] [--precision fp32]
 """
@@ -9,11 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from fpar_models.backends import COMPILED, installed, serve
 from fpar_models.config import resolve_config
+from fpar_models.inference import random_clips
 from fpar_models.loss import compute_loss
 from fpar_models.models import build_model, motion_map_grid, run_model
 from fpar_models.presets import PRESETS
@@ -33,7 +39,7 @@ def timed(fn, repeat: int, warmup: int = 1, sync=lambda: None) -> float:
 
 
 def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runtime, precision: str = "fp32",
-          classes: int = 61) -> dict:
+          runtimes: tuple[str, ...] = ("torch",), classes: int = 61) -> dict:
     cfg = resolve_config({"preset": preset, "pretrained": "none", "frames": frames, "image_size": size,
                           "batch_size": batch})
     model = rt.prepare(build_model(cfg, classes))
@@ -56,19 +62,18 @@ def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runt
         optimizer.zero_grad(set_to_none=True)
         train_rt.backward(loss, optimizer)
 
-    eval_data = dict(data)
-    if cfg.uses_flow:  # evaluation averages 5 flow stacks
-        eval_data["flow"] = torch.randn(batch, cfg.model.eval_stacks, 10, size, size, device=rt.device)
-
-    @torch.inference_mode()
-    def infer():
-        model.eval()
-        with rt.autocast():
-            run_model(model, eval_data, heads=False)
-
     train_s = timed(step, repeat, sync=sync)
-    infer_s = timed(infer, repeat, sync=sync)
-    return {"preset": preset, "frames": frames, "train_clips_s": batch / train_s, "infer_clips_s": batch / infer_s}
+    model.eval()
+    inputs = random_clips(cfg, batch)  # uint8, as the predict worker feeds them
+    row = {"preset": preset, "frames": frames, "train_clips_s": batch / train_s}
+    with tempfile.TemporaryDirectory() as cache:
+        for name in runtimes:
+            engine, choice = serve(model, cfg, rt, requested=name, cache_dir=Path(cache), samples=random_clips(cfg))
+            if choice.backend != name:
+                print(f"# {preset}: {name} not measured ({choice.reason})", flush=True)
+                continue
+            row[f"{name}_clips_s"] = batch / timed(lambda engine=engine: engine.run(inputs), repeat, sync=sync)
+    return row
 
 
 def main() -> None:
@@ -86,13 +91,16 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"# device={rt.device} train={args.precision} predict amp={rt.amp_dtype} threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} size={args.size} batch={args.batch}")
-    print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} {'infer clips/s':>14}")
+    runtimes = ("torch", *(name for name in COMPILED if installed(name) and rt.device.type == "cpu"))
+    print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} " + " ".join(f"{n + ' infer':>18}" for n in runtimes))
     rows = []
     for preset in args.presets:
         for frames in args.frames:
-            row = bench(preset, frames, args.size, args.batch, args.repeat, rt, args.precision)
+            row = bench(preset, frames, args.size, args.batch, args.repeat, rt, args.precision, runtimes)
             rows.append(row)
-            print(f"{preset:<18} {frames:>6} {row['train_clips_s']:>14.2f} {row['infer_clips_s']:>14.2f}", flush=True)
+            cells = [f"{row[f'{n}_clips_s']:>9.2f} ({row[f'{n}_clips_s'] / row['torch_clips_s']:.2f}x)"
+                     if f"{n}_clips_s" in row else f"{'-':>18}" for n in runtimes]
+            print(f"{preset:<18} {frames:>6} {row['train_clips_s']:>14.2f} " + " ".join(cells), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
