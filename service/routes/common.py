@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from service.errors import Problem
+from service.errors import Problem, field_error
 from service.jobs import JobStore
 from service.schemas import JobOut
 from service.settings import Settings
@@ -18,3 +18,13 @@ def check_queue_room(store: JobStore, settings: Settings, kind: str) -> None:
     if settings.queue_limit and store.queued_count(kind) >= settings.queue_limit:
         raise Problem(429, f"the {kind} queue is full ({settings.queue_limit} jobs waiting); retry later",
                       kind="queue-full", headers={"Retry-After": "2" if kind == "predict" else "30"})
+
+
+def page_before(cursor: str | None) -> float | None:
+    """A listing's `cursor` (the `next` of the previous page): list what was created before it."""
+    if cursor is None:
+        return None
+    try:
+        return float(cursor)
+    except ValueError:
+        raise field_error(["query", "cursor"], "not a cursor returned by this endpoint") from None

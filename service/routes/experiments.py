@@ -11,6 +11,7 @@ from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
 from service.experiments import ExperimentStore, new_experiment_id
 from service.jobs import new_id
+from service.routes.common import page_before
 from service.routes.train import runnable
 from service.schemas import ExperimentList, ExperimentOut
 
@@ -60,13 +61,7 @@ def submit_experiment(body: ExperimentRequest, request: Request, response: Respo
 @router.get("/experiments", response_model=ExperimentList, summary="Experiments, newest first")
 def list_experiments(request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20,
                      cursor: str | None = None) -> ExperimentList:
-    before = None
-    if cursor is not None:
-        try:
-            before = float(cursor)
-        except ValueError:
-            raise field_error(["query", "cursor"], "not a cursor returned by this endpoint") from None
-    page, more = experiments(request).list(limit, before)
+    page, more = experiments(request).list(limit, page_before(cursor))
     return ExperimentList(experiments=[ExperimentOut.from_record(e) for e in page],
                           next=repr(more) if more is not None else None)
 

@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from service.deps import StoreDep
-from service.errors import Problem, field_error
+from service.errors import Problem
+from service.routes.common import page_before
 from service.schemas import JobList, JobOut
 
 router = APIRouter(tags=["jobs"])
@@ -15,13 +16,7 @@ router = APIRouter(tags=["jobs"])
 def list_jobs(store: StoreDep, kind: Literal["train", "predict"] | None = None,
               status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> JobList:
-    before = None
-    if cursor is not None:
-        try:
-            before = float(cursor)
-        except ValueError:
-            raise field_error(["query", "cursor"], "not a cursor returned by this endpoint") from None
-    jobs, more = store.list(kind=kind, status=status, limit=limit, before=before)
+    jobs, more = store.list(kind=kind, status=status, limit=limit, before=page_before(cursor))
     return JobList(jobs=[JobOut.from_record(j) for j in jobs], next=repr(more) if more is not None else None)
 
 
