@@ -9,6 +9,7 @@ import time
 import pytest
 from PIL import Image
 
+from cli.sse import events
 from launcher.stack import Worker
 
 from stack_helpers import TINY, wait_for
@@ -52,9 +53,25 @@ def experiment(client, two_train_workers) -> dict:
     exp = r.json()
     assert exp["id"].startswith("ex_") and r.headers["location"] == f"/experiments/{exp['id']}"
     assert len(exp["jobs"]) == 4 and exp["status"] == "queued"
+    with client.stream("GET", f"/experiments/{exp['id']}/events", timeout=300) as stream:  # to its end
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        seen = list(events(stream.iter_lines()))
     done = wait_experiment(client, exp["id"])
     assert done["status"] == "succeeded", done
-    return done
+    return {**done, "events": seen}
+
+
+def test_the_event_stream_follows_every_child_to_the_table(client, experiment):
+    seen = experiment["events"]
+    final = seen[-1]
+    assert (final.kind, final.data["status"]) == ("status", "succeeded") and final.data["table"] == experiment["table"]
+    assert seen[0].kind == "status" and seen[0].data["status"] in ("queued", "running")
+    last_state = {e.data["id"]: e.data for e in seen if e.kind == "job"}
+    assert {i: (j["status"], j["best_val_acc"]) for i, j in last_state.items()} == \
+        {j["id"]: (j["status"], j["best_val_acc"]) for j in experiment["jobs"]}
+    assert [e.data for e in seen if e.kind == "progress"][-1] == {"ended": 4, "total": 4}
+    running = [e.data["id"] for e in seen if e.kind == "job" and e.data["status"] == "running"]
+    assert len(running) == 4, "each child's start was seen (the stream polls faster than a child runs)"
 
 
 def test_children_are_train_jobs_of_the_experiment_with_their_point_and_seed(client, experiment):

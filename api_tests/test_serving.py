@@ -104,3 +104,41 @@ def test_the_exported_artefact_answers_as_predict_does(client, stack, trained, f
     for row in answer["result"]["top_k"]:
         assert probs[row["index"]] == pytest.approx(row["probability"], abs=1e-3)
     assert [meta["classes"][i] for i in np.argsort(-probs)[:3]] == [x["label"] for x in answer["result"]["top_k"]]
+
+
+def _served_in(client, model_id: str, precision: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        serving = [s for s in client.get(f"/models/{model_id}").json()["inference"] if s["precision"] == precision]
+        if serving:
+            return serving[0]
+        assert time.monotonic() < deadline, f"no predict worker reported the model served in {precision}"
+        time.sleep(0.5)
+
+
+def test_int8_is_opt_in_and_its_cost_is_reported(client, stack, trained):
+    model_id = trained["result"]["model"]
+    assert client.get(f"/models/{model_id}").json()["inference_precision"] == "fp32"
+    for body, field in (({"inference_precision": "fp8"}, "inference_precision"), ({"precision": "int8"}, "precision")):
+        r = client.patch(f"/models/{model_id}", json=body)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        assert any(field in e["loc"] for e in r.json()["errors"]), r.json()
+    assert client.patch("/models/m_nope", json={"inference_precision": "int8"}).status_code == 404
+
+    try:
+        r = client.patch(f"/models/{model_id}", json={"inference_precision": "int8"})
+        assert r.status_code == 200 and r.json()["inference_precision"] == "int8", r.text
+        r = client.post("/predict", files=frames_of(stack), data={"wait": "60", "top_k": "3", "model": model_id})
+        assert r.status_code == 200 and len(r.json()["result"]["top_k"]) == 3, r.text
+        served = _served_in(client, model_id, "int8")
+        assert served["backend"] == "openvino" and served["verified"] is False, served
+        cost = served["cost"]
+        assert cost["clips"] >= 1 and set(cost) >= {"top1_agreement", "accuracy", "accuracy_fp32"}, cost
+        assert cost["accuracy_fp32"] == pytest.approx(trained["result"]["best_val_acc"], abs=1e-6), \
+            "the fp32 accuracy is the model's validation accuracy (all the clips, as validation sees them)"
+    finally:
+        assert client.patch(f"/models/{model_id}", json={"inference_precision": "fp32"}).status_code == 200
+    r = client.post("/predict", files=frames_of(stack), data={"wait": "60", "model": model_id})
+    assert r.status_code == 200, r.text
+    served = _served_in(client, model_id, "fp32")
+    assert served["backend"] == "openvino" and served["verified"], served

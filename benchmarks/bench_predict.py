@@ -27,6 +27,7 @@ import io
 import json
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,7 +40,7 @@ from PIL import Image
 from fpar_models import checkpoint
 from fpar_models.backends import installed
 from fpar_models.config import TrainConfig
-from fpar_models.inference import Predictor
+from fpar_models.inference import Predictor, random_clips
 from fpar_models.models import build_model
 from launcher import Stack, Worker
 from service.uploads import rgb_from_images
@@ -90,7 +91,8 @@ class RawModel:
     """The model in this process, on each runtime, as the worker runs it, with no service
     around it (random weights of the service model's config: speed does not depend on them)."""
 
-    def __init__(self, config: dict, classes: int, clips: list[list[tuple]], runtimes: list[str]):
+    def __init__(self, config: dict, classes: int, clips: list[list[tuple]], runtimes: list[str],
+                 reduced: list[str] = ()):
         self.cfg = TrainConfig.model_validate({**config, "pretrained": "none"})
         folder = Path(tempfile.mkdtemp(prefix="bench-raw-"))
         names = [str(i) for i in range(classes)]
@@ -103,6 +105,15 @@ class RawModel:
                 self.predictors[name] = predictor
             else:
                 print(f"# {name}: not measured ({predictor.choice.reason})")
+        self.reduced = {}  # opt-in precisions, on OpenVINO: measured apart, never the "raw best"
+        inputs = random_clips(self.cfg, 8)
+        for precision in reduced:
+            predictor = Predictor(folder / "model.pt", inference="openvino", precision=precision,
+                                  evaluation=(inputs, np.zeros(8, int)), calibration=inputs)
+            if predictor.choice.precision == precision:
+                self.reduced[precision] = predictor
+            else:
+                print(f"# openvino {precision}: not measured ({predictor.choice.reason})")
         self.files = [[(name, blob) for _, (name, blob, _) in clip] for clip in clips]
         self.prepared = [self.decode(i) for i in range(len(clips))]
 
@@ -110,17 +121,18 @@ class RawModel:
         """What the gateway does to one request's frames."""
         return rgb_from_images(self.files[i % len(self.files)], self.cfg.frames, self.cfg.image_size)
 
-    def forward(self, runtime: str, first: int, batch: int = 1) -> None:
+    def forward(self, predictor: Predictor, first: int, batch: int = 1) -> None:
         clips = np.stack([self.prepared[(first + j) % len(self.prepared)] for j in range(batch)])
-        self.predictors[runtime].engine.run({"frames": clips})
+        predictor.engine.run({"frames": clips})
 
     def measure(self, batch_sizes: list[int]) -> dict:
-        out = {"decode_ms": 1000 * timed(lambda: self.decode(0)), "runtimes": {}}
-        for name in self.predictors:
-            out["runtimes"][name] = {}
-            for b in batch_sizes:
-                seconds = timed(lambda b=b, name=name: self.forward(name, 0, b))
-                out["runtimes"][name][b] = {"ms": 1000 * seconds, "clips_s": b / seconds}
+        out = {"decode_ms": 1000 * timed(lambda: self.decode(0)), "runtimes": {}, "reduced": {}}
+        for group, predictors in (("runtimes", self.predictors), ("reduced", self.reduced)):
+            for name, predictor in predictors.items():
+                out[group][name] = {}
+                for b in batch_sizes:
+                    seconds = timed(lambda b=b, p=predictor: self.forward(p, 0, b))
+                    out[group][name][b] = {"ms": 1000 * seconds, "clips_s": b / seconds}
         return out
 
     @staticmethod
@@ -128,13 +140,21 @@ class RawModel:
         return max(raw["runtimes"][runtime].values(), key=lambda b: b["clips_s"])
 
 
+_clients = threading.local()
+
+
 def post(url: str, model: str, files: list) -> float:
-    with httpx.Client(base_url=url, timeout=300) as c:
-        start = time.perf_counter()
-        r = c.post("/predict", files=files, data={"wait": "60", "model": model})
-        if r.status_code != 200 or r.json()["status"] != "succeeded":
-            raise RuntimeError(f"predict failed: {r.status_code} {r.text[:300]}")
-        return time.perf_counter() - start
+    """One request on this thread's kept-alive connection, as a load generator should: a new
+    client per request cost ~40 ms of CPU (its TLS context), taken from the service it loads."""
+    c = getattr(_clients, url, None)
+    if c is None:
+        c = httpx.Client(base_url=url, timeout=300)
+        setattr(_clients, url, c)
+    start = time.perf_counter()
+    r = c.post("/predict", files=files, data={"wait": "60", "model": model})
+    if r.status_code != 200 or r.json()["status"] != "succeeded":
+        raise RuntimeError(f"predict failed: {r.status_code} {r.text[:300]}")
+    return time.perf_counter() - start
 
 
 def paired_overhead(raw: RawModel, runtime: str, url: str, model: str, clips: list, n: int) -> float:
@@ -144,7 +164,7 @@ def paired_overhead(raw: RawModel, runtime: str, url: str, model: str, clips: li
     for i in range(n):
         start = time.perf_counter()
         raw.decode(i)
-        raw.forward(runtime, i)
+        raw.forward(raw.predictors[runtime], i)
         floor = time.perf_counter() - start
         diffs.append(post(url, model, clips[i % len(clips)]) - floor)
     return 1000 * statistics.median(diffs)
@@ -195,6 +215,8 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=1000)
     parser.add_argument("--runtimes", nargs="+", default=[r for r in ("torch", "openvino", "onnxruntime")
                                                           if installed(r)])
+    parser.add_argument("--reduced", nargs="*", default=["int8"] if installed("nncf") else [],
+                        help="opt-in precisions to measure too, raw and in the service (bf16 needs bf16 units)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -222,12 +244,12 @@ def run(args, stack: Stack | None) -> dict:
     print(f"# model {model}: {args.frames} frames at {args.size} px; torch threads {torch.get_num_threads()}")
 
     config = client.get(f"/jobs/{meta['job_id']}").json()["request"]
-    raw_model = RawModel(config, len(meta["classes"]), clips, args.runtimes)
+    raw_model = RawModel(config, len(meta["classes"]), clips, args.runtimes, args.reduced)
     raw = raw_model.measure(args.batch_sizes)
     print(f"raw decode of one request's frames: {raw['decode_ms']:.1f} ms")
-    for name, batches in raw["runtimes"].items():
+    for name, batches in [*raw["runtimes"].items(), *((f"openvino-{p}", b) for p, b in raw["reduced"].items())]:
         for b, r in batches.items():
-            print(f"raw {name:<12} batch={b:<3} pass={r['ms']:8.1f} ms  clips/s={r['clips_s']:6.2f}")
+            print(f"raw {name:<14} batch={b:<3} pass={r['ms']:8.1f} ms  clips/s={r['clips_s']:6.2f}")
     best_runtime = max(raw["runtimes"], key=lambda name: RawModel.best(raw, name)["clips_s"])
     best = RawModel.best(raw, best_runtime)
     served = {}
@@ -264,6 +286,8 @@ def run(args, stack: Stack | None) -> dict:
               f"{args.memory_requests} more predictions")
     if stack:
         memory["restart"] = first_after_restart(stack, model, clips)
+    reduced = {p: measure_reduced(client, args.url, model, clips, p, raw, args.concurrency[-1], args.requests[-1])
+               for p in raw["reduced"]}
     c32 = next((s for s in service if s["concurrency"] == 32), service[-1])
     torch_best = RawModel.best(raw, "torch")["clips_s"] if "torch" in raw["runtimes"] else float("nan")
     print(f"raw torch clips/s: {torch_best:.2f}")
@@ -271,7 +295,30 @@ def run(args, stack: Stack | None) -> dict:
     print(f"service c={c32['concurrency']} clips/s: {c32['clips_s']:.2f}")
     print(f"ratio service/raw_best c={c32['concurrency']}: {c32['clips_s'] / best['clips_s']:.2f}", flush=True)
     return {"model": model, "frames": args.frames, "size": args.size, "raw": raw, "service": service,
-            "service_runtime": served, "best_runtime": best_runtime, **memory}
+            "service_runtime": served, "best_runtime": best_runtime, "reduced": reduced, **memory}
+
+
+def measure_reduced(client: httpx.Client, url: str, model: str, clips: list, precision: str, raw: dict,
+                    concurrency: int, requests: int) -> dict:
+    """The service with the model switched to an opt-in precision: speed, and its reported cost."""
+    client.patch(f"/models/{model}", json={"inference_precision": precision}).raise_for_status()
+    try:
+        served = {}
+        for _ in range(120):  # the worker quantises and measures it on the first request
+            post(url, model, clips[0])
+            served = next((s for s in client.get(f"/models/{model}").json()["inference"]
+                           if s.get("precision") == precision), {})
+            if served:
+                break
+            time.sleep(1)
+        s = measure_service(url, model, clips, concurrency, requests)
+    finally:
+        client.patch(f"/models/{model}", json={"inference_precision": "fp32"})
+    best = max(raw["reduced"][precision].values(), key=lambda b: b["clips_s"])["clips_s"]
+    torch_best = max(raw["runtimes"]["torch"].values(), key=lambda b: b["clips_s"])["clips_s"]
+    print(f"# opt-in {precision}: raw openvino {best:.2f} clips/s ({best / torch_best:.2f}x raw torch); service "
+          f"c={concurrency} {s['clips_s']:.2f} clips/s; cost as served: {served.get('cost')}", flush=True)
+    return {"raw_best_clips_s": best, "service": s, "served": served}
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fpar_models import precision as reduced_precision
 from fpar_models.config import TrainConfig
 from fpar_models.runtime import Runtime
 from fpar_models.serving import Servable, export_onnx
@@ -38,6 +39,8 @@ class Choice:
     verified: bool | None = None        # None: eager PyTorch, the reference itself
     max_abs_diff: float | None = None   # largest probability difference to PyTorch on the sample clips
     reason: str = ""
+    precision: str = "fp32"
+    cost: dict | None = None            # reduced precision: what it costs on the validation clips
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,14 +77,15 @@ class OnnxRuntimeEngine:
 class OpenVinoEngine:
     name = "openvino"
 
-    def __init__(self, graph: Path, threads: int):
+    def __init__(self, graph: Path, threads: int, hint: str = "f32"):
         import openvino as ov
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(graph.parent / "openvino-cache")})
-        # f32 explicitly: OpenVINO's default on CPUs with bf16 units is bf16, which moved
-        # probabilities by up to 0.2 and changed top-1 classes (issue 11's measurement)
-        self.compiled = core.compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+        # f32 unless asked: OpenVINO's default on CPUs with bf16 units is bf16, which moved
+        # probabilities by up to 0.2 and changed top-1 classes (issue 11's measurement).
+        # An int8 graph runs its quantised operations in int8 under either hint.
+        self.compiled = core.compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": hint,
                                                                "INFERENCE_NUM_THREADS": threads})
         self.request = self.compiled.create_infer_request()
 
@@ -124,27 +128,68 @@ def verify(engine, reference: TorchEngine, samples: dict[str, np.ndarray], k: in
 
 
 def serve(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime, *, requested: str = "torch",
-          cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None):
-    """(engine, Choice): the fastest runtime that verifies, else eager PyTorch."""
+          cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None,
+          precision: str = "fp32", evaluation: tuple[dict, np.ndarray] | None = None,
+          calibration: dict[str, np.ndarray] | None = None):
+    """(engine, Choice): the model in the reduced `precision` asked for when it can be built
+    and measured here (on the labelled `evaluation` clips), otherwise the fastest fp32
+    runtime that verifies on `samples`, otherwise eager PyTorch."""
     reference = TorchEngine(Servable(model, cfg), runtime)
+    threads = threads or torch.get_num_threads()
     reasons = []
+    if precision != "fp32":
+        try:
+            return reduced(reference, cfg, runtime, requested, precision, cache_dir, threads, evaluation, calibration)
+        except reduced_precision.Unavailable as e:
+            reasons.append(f"{precision} refused: {e}")
+        except Exception as e:
+            log.warning("%s serving could not be built", precision, exc_info=True)
+            reasons.append(f"{precision} failed: {type(e).__name__}: {e}"[:300])
+        log.warning("model served in fp32: %s", reasons[-1])
     for name in candidates(requested, runtime.device):
         if not installed(name):
             reasons.append(f"{name} is not installed")
             continue
         try:
-            graph = graph_path(cache_dir, cfg)
-            if not graph.exists():
-                export_onnx(reference.servable, cfg, graph)
-            engine = ENGINES[name](graph, threads or torch.get_num_threads())
+            graph = serving_graph(reference, cfg, cache_dir)
+            engine = ENGINES[name](graph, threads)
             ok, diff, why = verify(engine, reference, samples)
         except Exception as e:  # an exporter or runtime that cannot take this model: serve it anyway
             log.warning("%s could not build the serving graph", name, exc_info=True)
             reasons.append(f"{name} failed: {type(e).__name__}: {e}"[:300])
             continue
         if ok:
-            return engine, Choice(name, requested, True, diff)
+            return engine, Choice(name, requested, True, diff, "; ".join(reasons))
         log.warning("%s refused for this model: %s", name, why)
         reasons.append(f"{name} refused: {why}")
     verified = False if reasons else None
     return reference, Choice("torch", requested, verified, None, "; ".join(reasons))
+
+
+def serving_graph(reference: TorchEngine, cfg: TrainConfig, cache_dir: Path) -> Path:
+    graph = graph_path(cache_dir, cfg)
+    if not graph.exists():
+        export_onnx(reference.servable, cfg, graph)
+    return graph
+
+
+def reduced(reference: TorchEngine, cfg: TrainConfig, runtime: Runtime, requested: str, precision: str,
+            cache_dir: Path, threads: int, evaluation, calibration):
+    """The model on OpenVINO in bf16 or int8, with its measured cost; Unavailable says why not."""
+    if runtime.device.type != "cpu":
+        raise reduced_precision.Unavailable(f"reduced precision is served by OpenVINO on the CPU, "
+                                            f"not on {runtime.device.type}")
+    if requested not in ("auto", "openvino"):
+        raise reduced_precision.Unavailable(f"reduced precision is served by OpenVINO, and this worker "
+                                            f"runs FPAR_INFERENCE={requested}")
+    if not (installed("openvino") and (precision != "int8" or installed("nncf"))):
+        raise reduced_precision.Unavailable("OpenVINO (and NNCF for int8) is not installed")
+    if evaluation is None:
+        raise reduced_precision.Unavailable("its cost cannot be measured: the validation clips are not at hand")
+    graph = serving_graph(reference, cfg, cache_dir)
+    engine = reduced_precision.engine(graph, precision, threads, calibration)
+    cost = reduced_precision.measured(graph, precision, lambda: reduced_precision.cost(engine, reference, *evaluation))
+    log.info("model served in %s: %s", precision, cost)
+    return engine, Choice("openvino", requested, False, cost["max_abs_diff"], precision=precision, cost=cost,
+                          reason=f"{precision}, opted in: not held to the fp32 tolerance; its cost on "
+                                 f"{cost['clips']} validation clips is in `cost`")

@@ -33,7 +33,8 @@ class Predictor:
     chooses (see fpar_models.backends), verified against eager PyTorch on `samples`."""
 
     def __init__(self, path: Path, runtime: Runtime | None = None, *, inference: str = "torch",
-                 samples: dict[str, np.ndarray] | None = None):
+                 samples: dict[str, np.ndarray] | None = None, precision: str = "fp32",
+                 evaluation: tuple[dict, np.ndarray] | None = None, calibration: dict[str, np.ndarray] | None = None):
         self.runtime = runtime or Runtime.detect()
         model, meta = load_model(path)
         self.model = self.runtime.prepare(model).eval()
@@ -41,8 +42,10 @@ class Predictor:
         self.classes: list[str] = meta["classes"]
         self.best_val_acc = meta.get("best_val_acc")
         samples = samples if samples is not None else random_clips(self.config)
+        self.precision = precision  # asked for; self.choice.precision is what serves
         self.engine, self.choice = serve(self.model, self.config, self.runtime, requested=inference,
-                                         cache_dir=Path(path).parent / "compiled", samples=samples)
+                                         cache_dir=Path(path).parent / "compiled", samples=samples,
+                                         precision=precision, evaluation=evaluation, calibration=calibration)
 
     @property
     def needs_rgb(self) -> bool:

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,25 +108,32 @@ def preprocessing(cfg: TrainConfig, classes: list[str]) -> dict[str, Any]:
             "arch": cfg.model.arch}
 
 
-def sample_inputs(cfg: TrainConfig, classes: list[str], data_dir: Path, count: int = 4) -> dict | None:
-    """Real clips to check a compiled graph on: the first validation clips of the model's
-    dataset through the evaluation pipeline, in the serving layout. None when the dataset
-    is not at hand."""
+def dataset_clips(cfg: TrainConfig, classes: list[str], data_dir: Path, users: list[str],
+                  count: int) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Up to `count` clips of the users' videos, spread over the list (so over the classes),
+    through the evaluation pipeline in the serving layout, with their labels. None when
+    the dataset is not at hand."""
     from fpar_models.data.dataset import ClipDataset
     from fpar_models.data.gtea61 import DatasetError, scan
 
     try:
-        videos = scan(Path(data_dir) / cfg.dataset, cfg.val_users, rgb=cfg.uses_rgb, flow=cfg.uses_flow,
-                      classes=classes)[:count]
+        videos = scan(Path(data_dir) / cfg.dataset, users, rgb=cfg.uses_rgb, flow=cfg.uses_flow, classes=classes)
+        videos = videos[::max(1, len(videos) // count)][:count]
         clips = ClipDataset(videos, image_size=cfg.image_size, train=False, frames=cfg.frames, rgb=cfg.uses_rgb,
                             flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
                             eval_stacks=cfg.model.eval_stacks)
         items = [clips[i] for i in range(len(clips))]
     except (DatasetError, OSError):
         return None
-    samples = {}
+    inputs = {}
     if cfg.uses_rgb:
-        samples["frames"] = torch.stack([item["rgb"] for item in items]).permute(0, 1, 3, 4, 2).contiguous().numpy()
+        inputs["frames"] = torch.stack([item["rgb"] for item in items]).permute(0, 1, 3, 4, 2).contiguous().numpy()
     if cfg.uses_flow:
-        samples["flow"] = torch.stack([item["flow"] for item in items]).numpy()
-    return samples
+        inputs["flow"] = torch.stack([item["flow"] for item in items]).numpy()
+    return inputs, np.array([int(item["label"]) for item in items])
+
+
+def sample_inputs(cfg: TrainConfig, classes: list[str], data_dir: Path, count: int = 4) -> dict | None:
+    """Real clips to check a compiled graph on: validation clips of the model's dataset."""
+    found = dataset_clips(cfg, classes, data_dir, cfg.val_users, count)
+    return found[0] if found else None

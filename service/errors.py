@@ -50,11 +50,14 @@ def field_error(loc: list[str | int] | tuple, msg: str, status: int = 422) -> Pr
     return Problem(status, f"{where}: {msg}", kind="invalid-field", errors=[{"loc": list(loc), "msg": msg}])
 
 
-def problem_response(status: int, detail: str, *, kind: str, errors=None, headers=None) -> JSONResponse:
+def problem_response(status: int, detail: str, *, kind: str, errors=None, headers=None,
+                     request: Request | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": f"https://fpar.dev/problems/{kind}", "title": TITLES.get(status, "Error"),
                             "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
+    if request is not None and request.url.path.startswith("/v2"):
+        body["error"] = detail  # the Open Inference Protocol's error member, which its clients read
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -68,38 +71,40 @@ def _clean(errors: list[dict[str, Any]], drop_body: bool) -> list[dict[str, Any]
     return out
 
 
-def validation_problem(errors: list[dict[str, Any]], drop_body: bool = False) -> JSONResponse:
+def validation_problem(errors: list[dict[str, Any]], drop_body: bool = False,
+                       request: Request | None = None) -> JSONResponse:
     cleaned = _clean(errors, drop_body)
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in cleaned[:5])
-    return problem_response(422, detail, kind="invalid-field", errors=cleaned)
+    return problem_response(422, detail, kind="invalid-field", errors=cleaned, request=request)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(exc.status, exc.detail, kind=exc.kind, errors=exc.errors, headers=exc.headers)
+        return problem_response(exc.status, exc.detail, kind=exc.kind, errors=exc.errors, headers=exc.headers,
+                                request=request)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError):
-        return validation_problem(list(exc.errors()))
+        return validation_problem(list(exc.errors()), request=request)
 
     @app.exception_handler(ValidationError)
     async def _config_invalid(request: Request, exc: ValidationError):
-        return validation_problem(exc.errors(include_url=False, include_input=False))
+        return validation_problem(exc.errors(include_url=False, include_input=False), request=request)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         return problem_response(exc.status_code, str(exc.detail), kind=default_kind(exc.status_code),
-                                headers=getattr(exc, "headers", None))
+                                headers=getattr(exc, "headers", None), request=request)
 
     @app.exception_handler(redis.RedisError)
     @app.exception_handler(OperationalError)
     async def _unavailable(request: Request, exc: Exception):
         log.warning("backend unavailable: %s", exc)
         return problem_response(503, "the job store (Redis) is unavailable; retry shortly",
-                                kind="unavailable", headers={"Retry-After": "5"})
+                                kind="unavailable", headers={"Retry-After": "5"}, request=request)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal error; it has been logged", kind="internal")
+        return problem_response(500, "internal error; it has been logged", kind="internal", request=request)

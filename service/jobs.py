@@ -233,6 +233,9 @@ class JobStore:
     def add_metrics(self, job_id: str, row: dict[str, Any]) -> None:
         self.r.rpush(f"{P}job:{job_id}:metrics", json.dumps(row))
 
+    def metrics_since(self, job_id: str, first: int) -> list[dict[str, Any]]:
+        return [json.loads(row) for row in self.r.lrange(f"{P}job:{job_id}:metrics", first, -1)]
+
     def reset_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> None:
         """A resumed run restarts from its checkpoint's history: make the job agree."""
         pipe = self.r.pipeline()
@@ -318,6 +321,18 @@ class JobStore:
     def get_model(self, model_id: str) -> dict[str, Any] | None:
         raw = self.r.get(f"{P}model:{model_id}")
         return json.loads(raw) if raw else None
+
+    def set_model_precision(self, model_id: str, precision: str) -> dict[str, Any] | None:
+        """The precision predict workers serve the model in (they read it per batch)."""
+        model = self.get_model(model_id)
+        if model is not None:
+            model["inference_precision"] = precision
+            self.r.set(f"{P}model:{model_id}", json.dumps(model))
+        return model
+
+    def model_precision(self, model_id: str) -> str:
+        model = self.get_model(model_id)
+        return (model or {}).get("inference_precision", "fp32")
 
     def models(self, limit: int = 1000) -> list[dict[str, Any]]:
         ids = [i.decode() for i in self.r.zrevrange(f"{P}idx:models", 0, limit - 1)]

@@ -18,7 +18,7 @@ from service.deps import require_api_key
 from service.jobs import JobStore
 from service.metrics import Metrics, MetricsMiddleware
 from service.queue import TaskQueue
-from service.routes import experiments, health, jobs, models, pictures, predict, train
+from service.routes import experiments, health, jobs, models, oip, pictures, predict, train
 from service.settings import Settings, get_settings
 from service.uploads import BodyLimit
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
     for router in (train.router, predict.router, jobs.router, experiments.router, models.router, pictures.router,
-                   health.secured, docs_router(app)):
+                   oip.router, health.secured, docs_router(app)):
         app.include_router(router, dependencies=secured)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -78,10 +78,12 @@ def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
         codes.add(422)
     if "{" in path:
         codes.add(404)
-    if method == "post":
+    if method in ("post", "patch"):
         codes |= {413, 422}
     if path in ("/train", "/predict", "/experiments") and method == "post":
         codes |= {404, 429}
+    if path == "/v2/models/{model_id}/infer":
+        codes |= {400, 429}
     if path.endswith("/cancel") or path.endswith("plot.png"):
         codes.add(409)
     if path.startswith("/models/{model_id}/"):

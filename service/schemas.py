@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fpar_models.config import TrainConfig
 from service.jobs import iso
+
+Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.precision.PRECISIONS
 
 
 class Progress(BaseModel):
@@ -63,13 +65,23 @@ class ModelOut(BaseModel):
     frames: int
     image_size: int
     inputs: list[str] = Field(description="what /predict needs: frames ('rgb') and/or flow images")
+    inference_precision: Precision = Field("fp32", description="the precision predictions are served in "
+                                           "(PATCH to change): fp32 is exact; bf16 and int8 are opt-in")
     inference: list[dict[str, Any]] = Field(
         default_factory=list, description="per predict worker that has it loaded: the runtime serving it "
-        "(backend), the one asked for, whether it was verified against PyTorch and how closely, and why not")
+        "(backend), the one asked for, whether it was verified against PyTorch and how closely, and why not; "
+        "in bf16/int8, `cost`: top-1 agreement with fp32 and the accuracy of each on the validation clips")
 
     @classmethod
     def from_record(cls, m: dict[str, Any], serving: list[dict[str, Any]] | None = None) -> ModelOut:
         return cls(**{**m, "created_at": iso(m["created_at"]), "inference": serving or []})
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inference_precision: Precision = Field(description="fp32 (exact, the default); bf16 (OpenVINO on CPUs "
+                                           "with bf16 units) or int8 (NNCF post-training quantisation): "
+                                           "faster, with their cost measured when a worker first loads them")
 
 
 class PresetOut(BaseModel):

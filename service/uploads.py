@@ -161,6 +161,23 @@ def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[
     return prepare_flow(scaled["flow_x"], scaled["flow_y"], stack, stacks, image_size)
 
 
+def rgb_from_array(frames: np.ndarray, count: int, image_size: int, field: str, limits: Limits = Limits()
+                   ) -> np.ndarray:
+    """Decoded frames (T, H, W, 3) uint8, as the Open Inference Protocol sends them."""
+    check_size(frames.shape[2], frames.shape[1], limits, field, None, None)
+    return np.stack([eval_view(Image.fromarray(frames[i]), image_size) for i in uniform_indices(len(frames), count)])
+
+
+def flow_from_array(flow: np.ndarray, stack: int, stacks: int, image_size: int, field: str,
+                    limits: Limits = Limits()) -> np.ndarray:
+    """Flow images (T, H, W, 2) uint8, x then y in the last axis."""
+    check_size(flow.shape[2], flow.shape[1], limits, field, None, None)
+    side = scaled_side(image_size)
+    x, y = ([scale_shorter(Image.fromarray(np.ascontiguousarray(flow[i, :, :, c])), side) for i in range(len(flow))]
+            for c in (0, 1))
+    return prepare_flow(x, y, stack, stacks, image_size)
+
+
 class TooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"request body larger than {limit} bytes (FPAR_MAX_UPLOAD_MB)")

@@ -7,8 +7,9 @@ from collections import OrderedDict
 
 from fpar_models.config import TrainConfig
 from fpar_models.inference import Predictor
+from fpar_models.precision import CALIBRATION_CLIPS, EVAL_CLIPS
 from fpar_models.runtime import Runtime
-from fpar_models.serving import sample_inputs
+from fpar_models.serving import dataset_clips, sample_inputs
 from service.jobs import JobStore
 from service.settings import Settings
 
@@ -30,16 +31,23 @@ class ModelCache:
 
     def get(self, model_id: str) -> Predictor:
         with self._lock:
-            if model_id in self._models:
+            precision = self.store.model_precision(model_id)  # the model's owner may change it any time
+            if model_id in self._models and self._models[model_id].precision == precision:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
             meta = self.store.get_model(model_id)
             if meta is None:
                 raise KeyError(f"model '{model_id}' is not registered")
             cfg = TrainConfig.model_validate(meta["config"])
-            samples = sample_inputs(cfg, meta["classes"], self.settings.data_dir)
+            data, classes = self.settings.data_dir, meta["classes"]
+            reduced = {}
+            if precision != "fp32":  # measured on validation clips, int8 calibrated on training clips
+                training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
+                reduced = {"evaluation": dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
+                           "calibration": training[0] if training else None}
             predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
-                                  inference=self.settings.inference, samples=samples)
+                                  inference=self.settings.inference, samples=sample_inputs(cfg, classes, data),
+                                  precision=precision, **reduced)
             log.info("model %s served by %s%s", model_id, predictor.choice.backend,
                      f" ({predictor.choice.reason})" if predictor.choice.reason else "")
             self._models[model_id] = predictor

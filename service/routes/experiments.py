@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from fpar_models.experiment import ExperimentRequest, GridError, columns, expand, render
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error
+from service.events import experiment_events
 from service.experiments import ExperimentStore, new_experiment_id
 from service.jobs import new_id
 from service.routes.common import page_before
+from service.routes.jobs import event_stream
 from service.routes.train import runnable
 from service.schemas import ExperimentList, ExperimentOut
 
@@ -90,3 +93,13 @@ def cancel_experiment(exp_id: str, request: Request, store: StoreDep) -> Experim
         if job["status"] in ("queued", "running"):
             store.cancel(job["id"])
     return ExperimentOut.from_record(_get(request, exp_id))
+
+
+@router.get("/experiments/{exp_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "`status`, `job` (a child's "
+                             "state) and `progress` events until every child has ended"}},
+            summary="The experiment's changes as server-sent events")
+def experiment_event_stream(exp_id: str, request: Request,
+                            last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    _get(request, exp_id)
+    return event_stream(experiment_events(experiments(request), exp_id, last_event_id))

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
 
 from service.deps import StoreDep
 from service.errors import Problem
+from service.events import job_events
 from service.routes.common import page_before
 from service.schemas import JobList, JobOut
 
@@ -37,3 +39,21 @@ def cancel_job(job_id: str, store: StoreDep) -> JobOut:
     if outcome not in ("stopped", "requested"):
         raise Problem(409, f"job '{job_id}' already {outcome}", kind="wrong-state")
     return JobOut.from_record(store.get(job_id))
+
+
+SSE = {200: {"content": {"text/event-stream": {}}, "description": "`status`, `progress` and `metrics` events "
+             "(each `data:` one JSON object) until the job ends; `Last-Event-ID` resumes"}}
+
+
+def event_stream(events) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses=SSE,
+            summary="The job's changes as server-sent events: status, progress, each epoch's metrics row")
+def job_event_stream(job_id: str, store: StoreDep,
+                     last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    if store.get(job_id, metrics=False) is None:
+        raise Problem(404, f"job '{job_id}' not found (predict jobs expire)", kind="unknown-job")
+    return event_stream(job_events(store, job_id, last_event_id))

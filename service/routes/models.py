@@ -10,7 +10,7 @@ from fpar_models.presets import PRESETS
 from service.analyses import ask_worker
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem
-from service.schemas import ModelOut, PresetOut
+from service.schemas import ModelOut, ModelPatch, PresetOut
 
 router = APIRouter(tags=["models"])
 
@@ -33,6 +33,15 @@ def list_models(store: StoreDep) -> list[ModelOut]:
 @router.get("/models/{model_id}", response_model=ModelOut)
 def get_model(model_id: str, store: StoreDep) -> ModelOut:
     model = store.get_model(model_id)
+    if model is None:
+        raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
+    return ModelOut.from_record(model, serving(store).get(model_id))
+
+
+@router.patch("/models/{model_id}", response_model=ModelOut,
+              summary="Serve the model in another precision (opt-in bf16/int8; cost reported)")
+def patch_model(model_id: str, change: ModelPatch, store: StoreDep) -> ModelOut:
+    model = store.set_model_precision(model_id, change.inference_precision)
     if model is None:
         raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
     return ModelOut.from_record(model, serving(store).get(model_id))

@@ -52,11 +52,7 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
     prior = idempotency.claim(store, "predict", idempotency_key, fp, job_id, settings.predict_ttl_s)
     if prior is None:
         try:
-            check_queue_room(store, settings, "predict")
-            store.put_frames(job_id, pack(arrays))
-            store.create("predict", options, job_id=job_id)
-            accepted = job_response(store, job_id, response)  # as accepted: queued
-            queue.send("predict", job_id)
+            accepted = enqueue(store, queue, settings, job_id, options, arrays, response)
         except Exception:
             idempotency.release(store, "predict", idempotency_key)
             raise
@@ -68,6 +64,16 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
     if wait > 0 and job.status in TERMINAL:  # wait=0 is a promise to answer 202, however fast the worker
         response.status_code = 200
     return job
+
+
+def enqueue(store, queue, settings, job_id: str, options: dict, arrays: dict, response: Response | None) -> JobOut:
+    """Store the prepared inputs, write the job as queued, answer it as accepted, send it."""
+    check_queue_room(store, settings, "predict")
+    store.put_frames(job_id, pack(arrays))
+    store.create("predict", options, job_id=job_id)
+    accepted = job_response(store, job_id, response) if response is not None else None  # as accepted: queued
+    queue.send("predict", job_id)
+    return accepted
 
 
 def default_model(store, carried: set[str]) -> dict[str, Any] | None:

@@ -1,0 +1,102 @@
+"""Serving in reduced precision, opt-in per model (`PATCH /models/{id}` with
+`{"inference_precision": ...}`). fp32 stays the default, and the only mode verified to
+match PyTorch; the reduced ones trade exactness for speed, and what they cost is measured,
+not assumed:
+
+    bf16  OpenVINO computing in bfloat16, on CPUs with bf16 units (AVX512-BF16, AMX)
+    int8  the serving graph quantised after training by NNCF (weights and activations),
+          calibrated on training clips, run by OpenVINO
+
+When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
+validation clips and reports top-1 agreement and the accuracy of each (GET /models/{id});
+the int8 graph and the measurement are cached beside the checkpoint. A mode that cannot be
+built or measured on this worker (no bf16 units, no dataset at hand, no OpenVINO) is
+refused with the reason and the model is served in fp32.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("fpar.inference")
+PRECISIONS = ("fp32", "bf16", "int8")
+EVAL_CLIPS = 64         # validation clips the cost is measured on (all of them when fewer)
+CALIBRATION_CLIPS = 32  # training clips NNCF calibrates the activation ranges on
+BATCH = 8
+
+
+class Unavailable(Exception):
+    """This precision cannot be served here; the message says why."""
+
+
+def bf16_units() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path) -> Path:
+    """The ONNX serving graph as an int8 OpenVINO model (NNCF post-training quantisation,
+    one calibration clip per step), saved atomically."""
+    import nncf
+    import openvino as ov
+
+    count = len(next(iter(calibration.values())))
+    clips = [{name: array[i:i + 1] for name, array in calibration.items()} for i in range(count)]
+    model = ov.Core().read_model(str(graph))
+    quantised = nncf.quantize(model, nncf.Dataset(clips), subset_size=count)
+    partial = out.with_name(f".{out.stem}.tmp.xml")
+    ov.save_model(quantised, str(partial), compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(out.with_suffix(".bin"))
+    partial.replace(out)
+    return out
+
+
+def engine(graph: Path, precision: str, threads: int, calibration: dict[str, np.ndarray] | None):
+    """An OpenVINO engine running the ONNX serving graph `graph` in `precision`."""
+    from fpar_models.backends import OpenVinoEngine
+
+    if precision == "bf16":
+        if not bf16_units():
+            raise Unavailable("this CPU has no bf16 units (OpenVINO would compute in fp32)")
+        return OpenVinoEngine(graph, threads, hint="bf16")
+    if precision == "int8":
+        int8 = graph.with_name(f"{graph.stem}-int8.xml")
+        if not int8.exists():
+            if calibration is None:
+                raise Unavailable("no training clips at hand to calibrate the int8 graph on")
+            quantise(graph, calibration, int8)
+        return OpenVinoEngine(int8, threads)
+    raise ValueError(f"precision must be one of {PRECISIONS}, not '{precision}'")
+
+
+def cost(engine, reference, clips: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+    """Top-1 agreement with the fp32 reference and the accuracy of each, on labelled clips."""
+    ours, theirs = [], []
+    for start in range(0, len(labels), BATCH):
+        batch = {name: array[start:start + BATCH] for name, array in clips.items()}
+        ours.append(engine.run(batch)[0])
+        theirs.append(reference.run(batch)[0])
+    got, want = np.concatenate(ours), np.concatenate(theirs)
+    return {"clips": int(len(labels)),
+            "top1_agreement": float((got.argmax(1) == want.argmax(1)).mean()),
+            "accuracy": float((got.argmax(1) == labels).mean()),
+            "accuracy_fp32": float((want.argmax(1) == labels).mean()),
+            "max_abs_diff": float(np.abs(got - want).max())}
+
+
+def measured(graph: Path, precision: str, measure) -> dict:
+    """The cost of `precision` for this graph, measured once and kept beside it."""
+    import openvino as ov
+
+    cached = graph.with_name(f"{graph.stem}-{precision}-cost.json")
+    if cached.exists():
+        found = json.loads(cached.read_text())
+        if found.get("openvino") == ov.__version__:
+            return found["cost"]
+    result = measure()
+    cached.write_text(json.dumps({"openvino": ov.__version__, "cost": result}))
+    return result

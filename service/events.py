@@ -1,0 +1,130 @@
+"""Server-sent events for a job or an experiment: what changed, as it changes.
+
+The streams are derived from the state in Redis, read a few times a second, not from
+messages the workers publish: nothing a worker writes can be missed, a stream needs no
+publisher to be alive, and a client that connects late (or again) is told the rows so far.
+Each event's id is the position of the stream (`<rows>.<status>`); a client that sends it
+back as `Last-Event-ID` resumes after it (for an experiment, whose `job` events are states
+rather than deltas, it is told every child's current state again).
+
+    event: status    {"job_id", "status", "error", "result"}  each change of state
+    event: progress  the job's progress object                 at most twice a second
+    event: metrics   one epoch's row                           as the trainer reports it
+    event: job       (experiments) a child's {id, point, trial, status, best_val_acc}
+
+The stream ends after the terminal state.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from service.jobs import TERMINAL, JobStore
+
+POLL_S = 0.25
+PROGRESS_EVERY_S = 0.5
+KEEPALIVE_S = 15
+
+
+def event(kind: str, data: Any, event_id: str) -> str:
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@dataclass
+class Position:
+    """What the client has been told: how many rows, and the last status."""
+    rows: int = 0
+    status: str = ""
+
+    @classmethod
+    def parse(cls, last_event_id: str | None) -> Position:
+        rows, _, status = (last_event_id or "").partition(".")
+        return cls(int(rows), status) if rows.isdigit() else cls()
+
+    def __str__(self) -> str:
+        return f"{self.rows}.{self.status}"
+
+
+async def job_events(store: JobStore, job_id: str, last_event_id: str | None = None) -> AsyncIterator[str]:
+    at = Position.parse(last_event_id)
+    progress, progress_at, quiet_since = None, 0.0, time.monotonic()
+    while True:
+        job = await asyncio.to_thread(store.get, job_id, metrics=False)
+        if job is None:  # deleted, or a predict job that expired
+            yield event("status", {"job_id": job_id, "status": "gone"}, str(at))
+            return
+        sent = []
+        if job["status"] != at.status and job["status"] not in TERMINAL:
+            at.status = job["status"]
+            sent.append(event("status", _status(job), str(at)))
+        if job["kind"] == "train":
+            for row in await asyncio.to_thread(store.metrics_since, job_id, at.rows):
+                at.rows += 1
+                sent.append(event("metrics", row, str(at)))
+        if job["status"] in TERMINAL:
+            if job["status"] != at.status:
+                at.status = job["status"]
+                sent.append(event("status", _status(job), str(at)))
+            for chunk in sent:
+                yield chunk
+            return
+        now = time.monotonic()
+        if job["progress"] and job["progress"] != progress and now - progress_at >= PROGRESS_EVERY_S:
+            progress, progress_at = job["progress"], now
+            sent.append(event("progress", progress, str(at)))
+        if not sent and now - quiet_since > KEEPALIVE_S:
+            sent.append(": keep-alive\n\n")  # proxies close connections that say nothing
+        for chunk in sent:
+            yield chunk
+        if sent:
+            quiet_since = now
+        await asyncio.sleep(POLL_S)
+
+
+def _status(job: dict) -> dict:
+    return {"job_id": job["id"], "status": job["status"], "error": job.get("error"), "result": job.get("result")}
+
+
+async def experiment_events(experiments, exp_id: str, last_event_id: str | None = None) -> AsyncIterator[str]:
+    """The experiment's status, each child's state as it changes (`job`: states, not deltas,
+    so a client that connects or reconnects is first told every child's current state) and
+    `progress` (children ended, of all)."""
+    at = Position.parse(last_event_id)
+    seen: dict[str, tuple] = {}
+    quiet_since = time.monotonic()
+    while True:
+        exp = await asyncio.to_thread(experiments.get, exp_id)
+        if exp is None:
+            yield event("status", {"experiment_id": exp_id, "status": "gone"}, str(at))
+            return
+        sent = []
+        ended = all(j["status"] in TERMINAL for j in exp["jobs"]) and exp["status"] in TERMINAL
+        if exp["status"] != at.status and not ended:
+            at.status = exp["status"]
+            sent.append(event("status", {"experiment_id": exp_id, "status": exp["status"]}, str(at)))
+        changed = [j for j in exp["jobs"] if seen.get(j["id"]) != (j["status"], j["best_val_acc"])]
+        for child in changed:
+            seen[child["id"]] = (child["status"], child["best_val_acc"])
+            at.rows += 1
+            sent.append(event("job", child, str(at)))
+        if changed:
+            done = sum(j["status"] in TERMINAL for j in exp["jobs"])
+            sent.append(event("progress", {"ended": done, "total": len(exp["jobs"])}, str(at)))
+        if ended:
+            at.status = exp["status"]
+            sent.append(event("status", {"experiment_id": exp_id, "status": exp["status"], "table": exp["table"]},
+                              str(at)))
+        now = time.monotonic()
+        if not sent and now - quiet_since > KEEPALIVE_S:
+            sent.append(": keep-alive\n\n")
+        for chunk in sent:
+            yield chunk
+        if ended:
+            return
+        if sent:
+            quiet_since = now
+        await asyncio.sleep(4 * POLL_S)
