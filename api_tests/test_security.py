@@ -1,5 +1,6 @@
-"""API keys: with FPAR_API_KEYS set, everything but /healthz and /readyz needs
-`Authorization: Bearer <key>`: 401 without one, 403 with a wrong one. Keys never reach the logs."""
+"""API keys: with FPAR_API_KEYS set, every call but health, the dashboard's files and the API
+documentation needs `Authorization: Bearer <key>`: 401 without one, 403 with a wrong one.
+Keys never reach the logs."""
 import httpx
 import pytest
 
@@ -20,7 +21,8 @@ def secured(stack):
 
 PROTECTED = [("GET", "/jobs"), ("GET", "/jobs/x"), ("POST", "/jobs/x/cancel"), ("GET", "/models"),
              ("GET", "/models/x"), ("GET", "/presets"), ("POST", "/train"), ("POST", "/predict"),
-             ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs")]
+             ("GET", "/metrics"), ("GET", "/jobs/x/events"), ("DELETE", "/jobs/x"), ("PATCH", "/models/x"),
+             ("GET", "/experiments"), ("GET", "/v2/models/x"), ("POST", "/v2/models/x/infer")]
 
 
 @pytest.mark.parametrize("method, path", PROTECTED)
@@ -35,8 +37,9 @@ def test_every_endpoint_but_health_needs_a_key(secured, method, path):
 
 
 def test_health_is_open_and_valid_keys_work(secured, stack, trained):
-    assert secured.get("/healthz").status_code == 200
-    assert secured.get("/readyz").status_code == 200
+    for path in ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/static/app.js", "/docs",
+                 "/redoc", "/openapi.json"):
+        assert secured.get(path).status_code == 200, path
     for key in KEYS.split(","):
         auth = {"Authorization": f"Bearer {key}"}
         assert secured.get("/jobs", headers=auth).status_code == 200

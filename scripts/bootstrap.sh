@@ -36,6 +36,14 @@ if [ ! -f "$target/.installed-$hash" ]; then
   [ -f "$target/.installed-$hash" ] || install
 fi
 [ "$target" = .venv ] || ln -sfn "$target" .venv
+# the package itself, editable, for the `fpar` command: pointed at this checkout (clones share
+# the environment, so the last one to run `make install` owns the command)
+here=$PWD
+if [ "$(cd / && "$here/.venv/bin/python" -c 'import cli, os; print(os.path.dirname(os.path.dirname(cli.__file__)))' \
+      2>/dev/null)" != "$here" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+fi
 touch "$target/.installed-$hash"  # newer than this script: make considers the install done
 
 # environments of older requirements, unused for a day, are 5 GB each: drop them

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,7 +32,18 @@ KEEPALIVE_S = 15
 
 
 def event(kind: str, data: Any, event_id: str) -> str:
-    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(finite(data), separators=(',', ':'))}\n\n"
+
+
+def finite(data: Any) -> Any:
+    """NaN and infinities as null: browsers' JSON.parse takes nothing else."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [finite(v) for v in data]
+    return data
 
 
 @dataclass

@@ -195,6 +195,21 @@ class JobStore:
         more = self.r.zcount(key, "-inf", top) > 0
         return jobs, (float(top[1:]) if more else None)
 
+    def delete(self, job_id: str) -> str:
+        """Remove an ended job, its metrics and its index entries: 'deleted', 'missing', or
+        the status of a job that has not ended (not deleted)."""
+        key = f"{P}job:{job_id}"
+        status = self.r.hget(key, "status")
+        if status is None:
+            return "missing"
+        if status.decode() not in TERMINAL:
+            return status.decode()
+        pipe = self.r.pipeline()
+        pipe.delete(key, f"{key}:metrics", f"{key}:done", f"{P}frames:{job_id}")
+        pipe.execute()
+        self._forget([job_id.encode()])
+        return "deleted"
+
     def _forget(self, ids: list[bytes]) -> None:
         pipe = self.r.pipeline()
         for kind in KINDS:
@@ -333,6 +348,17 @@ class JobStore:
     def model_precision(self, model_id: str) -> str:
         model = self.get_model(model_id)
         return (model or {}).get("inference_precision", "fp32")
+
+    def delete_model(self, model_id: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.delete(f"{P}model:{model_id}")
+        pipe.zrem(f"{P}idx:models", model_id)
+        pipe.execute()
+
+    def active_requests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(id, request) of every queued or running job."""
+        ids = [i.decode() for s in ("queued", "running") for i in self.r.zrange(f"{P}idx:status:{s}", 0, -1)]
+        return [(i, r) for i, r in zip(ids, self.requests(*ids)) if r is not None]
 
     def models(self, limit: int = 1000) -> list[dict[str, Any]]:
         ids = [i.decode() for i in self.r.zrevrange(f"{P}idx:models", 0, limit - 1)]

@@ -6,11 +6,14 @@ It runs no model and keeps no job state in memory.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from fpar_models.config import TrainConfig
 from service import errors
@@ -21,6 +24,9 @@ from service.queue import TaskQueue
 from service.routes import experiments, health, jobs, models, oip, pictures, predict, train
 from service.settings import Settings, get_settings
 from service.uploads import BodyLimit
+
+STATIC = Path(__file__).parent / "static"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -36,9 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(app.state.store)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(oip.public)
+    app.include_router(public_router(app))
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     secured = [Depends(require_api_key)]
     for router in (train.router, predict.router, jobs.router, experiments.router, models.router, pictures.router,
-                   oip.router, health.secured, docs_router(app)):
+                   oip.router, health.secured):
         app.include_router(router, dependencies=secured)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -46,11 +56,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def docs_router(app: FastAPI) -> APIRouter:
-    """/openapi.json and /docs, behind the API key like everything but health."""
+# Pages the gateway serves load nothing from elsewhere; this also stops ReDoc's bundle
+# from fetching its "powered by" logo from a CDN.
+SAME_ORIGIN = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+               "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; worker-src 'self' blob:"}
+
+
+def public_router(app: FastAPI) -> APIRouter:
+    """What a browser opens without a key: the dashboard (it sends the key the user types
+    with each API call) and the API documentation, served from files installed with the
+    package (fastapi-offline's Swagger UI and ReDoc builds): nothing comes from a CDN."""
     router = APIRouter(include_in_schema=False)
+
+    def page(response):
+        response.headers.update(SAME_ORIGIN)
+        return response
+
+    router.add_api_route("/", lambda: page(FileResponse(STATIC / "index.html")))
     router.add_api_route("/openapi.json", lambda: JSONResponse(app.openapi()))
-    router.add_api_route("/docs", lambda: get_swagger_ui_html(openapi_url="/openapi.json", title=app.title))
+    router.add_api_route("/docs", lambda: page(get_swagger_ui_html(
+        openapi_url="/openapi.json", title=f"{app.title} API", swagger_js_url="/static/docs/swagger-ui-bundle.js",
+        swagger_css_url="/static/docs/swagger-ui.css", swagger_favicon_url="/static/docs/favicon.png")))
+    router.add_api_route("/redoc", lambda: page(get_redoc_html(
+        openapi_url="/openapi.json", title=f"{app.title} API", redoc_js_url="/static/docs/redoc.standalone.js",
+        redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False)))
     return router
 
 
@@ -69,9 +98,9 @@ PROBLEM_SCHEMA = {
 
 def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
     """The error statuses an operation can answer (all as problem+json)."""
-    if path == "/healthz":
+    if path in ("/healthz", "/v2/health/live"):
         return set()
-    if path == "/readyz":
+    if path in ("/readyz", "/v2/health/ready"):
         return {503}
     codes = {401, 403, 503}  # API keys when configured; Redis unavailable
     if operation.get("parameters") or operation.get("requestBody"):
@@ -84,7 +113,7 @@ def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
         codes |= {404, 429}
     if path == "/v2/models/{model_id}/infer":
         codes |= {400, 429}
-    if path.endswith("/cancel") or path.endswith("plot.png"):
+    if path.endswith("/cancel") or path.endswith("plot.png") or method == "delete":
         codes.add(409)
     if path.startswith("/models/{model_id}/"):
         codes.add(500)  # the worker computing the picture or artefact failed (a bug, reported as such)

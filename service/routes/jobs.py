@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from service.deps import StoreDep
@@ -39,6 +39,21 @@ def cancel_job(job_id: str, store: StoreDep) -> JobOut:
     if outcome not in ("stopped", "requested"):
         raise Problem(409, f"job '{job_id}' already {outcome}", kind="wrong-state")
     return JobOut.from_record(store.get(job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response,
+               summary="Forget an ended job: its record and its metrics (its model, if any, stays)")
+def delete_job(job_id: str, store: StoreDep) -> Response:
+    job = store.get(job_id, metrics=False)
+    if job is None:
+        raise Problem(404, f"job '{job_id}' not found", kind="unknown-job")
+    if job.get("experiment"):
+        raise Problem(409, f"job '{job_id}' is a run of experiment '{job['experiment']}', whose table needs it",
+                      kind="wrong-state")
+    outcome = store.delete(job_id)
+    if outcome not in ("deleted", "missing"):
+        raise Problem(409, f"job '{job_id}' is {outcome}: cancel it first", kind="wrong-state")
+    return Response(status_code=204)
 
 
 SSE = {200: {"content": {"text/event-stream": {}}, "description": "`status`, `progress` and `metrics` events "

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from fpar_models.presets import PRESETS
@@ -45,6 +46,32 @@ def patch_model(model_id: str, change: ModelPatch, store: StoreDep) -> ModelOut:
     if model is None:
         raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
     return ModelOut.from_record(model, serving(store).get(model_id))
+
+
+@router.delete("/models/{model_id}", status_code=204, response_class=Response,
+               summary="Remove a model: its registry entry and its files (409 while a job uses it)")
+def delete_model(model_id: str, settings: SettingsDep, store: StoreDep) -> Response:
+    meta = store.get_model(model_id)
+    if meta is None:
+        raise Problem(404, f"model '{model_id}' not found", kind="unknown-model")
+    for job_id, request in store.active_requests():
+        if model_id in uses(request):
+            raise Problem(409, f"job '{job_id}' uses model '{model_id}': wait for it or cancel it", kind="wrong-state")
+    store.delete_model(model_id)
+    folder = (settings.model_dir / meta["path"]).parent
+    if folder.resolve().parent == settings.model_dir.resolve():  # the model's own folder, nothing else
+        shutil.rmtree(folder, ignore_errors=True)
+    return Response(status_code=204)
+
+
+def uses(request: dict) -> set[str]:
+    """The models a job's request names: a prediction's model, a two-stream training's sources."""
+    model = request.get("model")
+    if isinstance(model, str):
+        return {model}
+    if isinstance(model, dict):
+        return {model[k] for k in ("rgb_model", "flow_model") if isinstance(model.get(k), str)}
+    return set()
 
 
 @router.get("/presets", response_model=list[PresetOut], summary="The papers' configurations")

@@ -24,6 +24,7 @@ from service.routes.health import readyz
 from service.routes.predict import enqueue
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+public = APIRouter(prefix="/v2", tags=["open inference protocol"])  # health: open, as /healthz and /readyz
 TENSORS = {"rgb": ("frames", 3, "RGB frames in temporal order"), "flow": ("flow", 2, "x and y optical flow images")}
 
 
@@ -39,12 +40,12 @@ def server_metadata(request: Request) -> dict:
     return {"name": "fpar-serve", "version": request.app.version, "extensions": ["binary_tensor_data"]}
 
 
-@router.get("/health/live", summary="Liveness")
+@public.get("/health/live", summary="Liveness")
 def live() -> dict:
     return {"live": True}
 
 
-@router.get("/health/ready", summary="Readiness: Redis reachable and a worker alive (503 otherwise)")
+@public.get("/health/ready", summary="Readiness: Redis reachable and a worker alive (503 otherwise)")
 def ready(store: StoreDep) -> dict:
     readyz(store)
     return {"ready": True}

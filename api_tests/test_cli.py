@@ -1,0 +1,70 @@
+"""The `fpar` command line against the running stack: train and watch to the end, list,
+predict with CAMs saved, and API errors printed as their problem with exit code 1."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from stack_helpers import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fpar(stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FPAR_URL": stack.url, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_console_script_is_installed():
+    script = Path(sys.executable).parent / "fpar"
+    assert script.is_file(), "make install puts `fpar` in the environment"
+    r = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "predict" in r.stdout
+
+
+def test_train_with_overrides_and_watch_to_the_end(stack, client):
+    overrides = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items() if k != "dataset"]
+    r = fpar(stack, "train", "--preset", "egornn-attention", "--dataset", "synthetic", *overrides,
+             "--set", "stages.0.epochs=2", "--set", "stages.1.epochs=1", "--set", "stages.1.lr=0.0005", "--watch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = r.stdout.split("queued ")[1].split()[0]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["request"]["stages"][1]["lr"] == 0.0005
+    assert f"model {job['result']['model']}" in r.stdout
+    rows = [line.split() for line in r.stdout.splitlines() if line.split()[:2] in (["1", "1"], ["1", "2"], ["2", "1"])]
+    assert len(rows) == 3, r.stdout  # a row per epoch, as the events came
+
+    listed = json.loads(fpar(stack, "jobs", "--kind", "train", "--json").stdout)
+    assert job_id in [j["id"] for j in listed]
+    again = fpar(stack, "watch", job_id)  # late: the rows so far, then the end
+    assert again.returncode == 0 and "succeeded" in again.stdout
+
+
+def test_predict_prints_the_ranking_and_saves_the_cams(stack, client, trained, tmp_path):
+    model_id = trained["result"]["model"]
+    frames = sorted((stack.data_dir / "synthetic/processed_frames2/S2/lift_cup/1/rgb").glob("*.png"))
+    r = fpar(stack, "predict", *map(str, frames), "--model", model_id, "--top-k", "3", "--explain", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = client.post("/predict", files=[("frames", (f.name, f.read_bytes())) for f in frames],
+                       data={"model": model_id, "wait": "60", "top_k": "3"}).json()["result"]["top_k"]
+    shown = [r.stdout.index(f" {row['label']} ") for row in want]  # each action, ranked as /predict ranks it
+    assert shown == sorted(shown), r.stdout
+    cams = sorted(tmp_path.glob("cam_*.png"))
+    assert len(cams) == client.get(f"/models/{model_id}").json()["frames"]
+    assert Image.open(cams[0]).size[0] > 0
+
+    models = json.loads(fpar(stack, "models", "--json").stdout)
+    assert model_id in [m["id"] for m in models]
+
+
+def test_api_errors_are_printed_as_problems(stack):
+    r = fpar(stack, "cancel", "tr_0000000000000000")
+    assert r.returncode == 1 and "Not Found (404)" in r.stderr and "tr_0000000000000000" in r.stderr, r.stderr
+    r = fpar(stack, "train", "--preset", "no-such-preset", "--dataset", "synthetic")
+    assert r.returncode == 1 and "(422)" in r.stderr and "preset" in r.stderr, r.stderr
+    r = fpar(stack, "train", "--set", "oops")
+    assert r.returncode != 0 and "PATH=VALUE" in r.stderr

@@ -1,0 +1,321 @@
+"""fpar: the command line of an fpar-serve stack.
+
+    fpar train --preset egornn-attention --dataset gtea61 --set stages.1.lr=1e-4 --watch
+    fpar jobs | fpar watch ID | fpar cancel ID | fpar delete ID
+    fpar predict frames/*.png [--model M] [--explain DIR]
+    fpar models | fpar presets
+    fpar experiment submit grid.json --watch | fpar experiment list | fpar experiment table ID
+
+Talks to FPAR_URL (default http://127.0.0.1:8000) with FPAR_API_KEY when set. An error of
+the API is printed as its problem's title and detail, and the exit code is 1.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.sse import events
+from fpar_models.experiment import set_path
+
+app = typer.Typer(help="Train and serve First Person Action Recognition models on an fpar-serve stack "
+                  "(FPAR_URL, FPAR_API_KEY). API errors print their problem's title and detail; exit code 1.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+experiment_app = typer.Typer(help="grids of training configs x trials (/experiments)", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+out, err = Console(), Console(stderr=True)
+VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+ENDED = {"succeeded", "failed", "cancelled"}
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of a table")]
+
+
+class ApiError(Exception):
+    pass
+
+
+def api() -> httpx.Client:
+    headers = {"Authorization": f"Bearer {os.environ['FPAR_API_KEY']}"} if os.environ.get("FPAR_API_KEY") else {}
+    return httpx.Client(base_url=os.environ.get("FPAR_URL", "http://127.0.0.1:8000"), headers=headers, timeout=120)
+
+
+def call(method: str, path: str, **kw) -> httpx.Response:
+    try:
+        with api() as c:
+            r = c.request(method, path, **kw)
+    except httpx.HTTPError as e:
+        raise ApiError(f"cannot reach {os.environ.get('FPAR_URL', 'http://127.0.0.1:8000')}: {e}") from None
+    if r.status_code >= 400:
+        raise ApiError(problem(r))
+    return r
+
+
+def problem(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+        return f"{body.get('title', r.status_code)} ({r.status_code}): {body.get('detail', '')}"
+    except ValueError:
+        return f"HTTP {r.status_code}: {r.text[:300]}"
+
+
+def show(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json or table is None:
+        out.print_json(json.dumps(data))
+    else:
+        out.print(table)
+
+
+def parse_value(text: str) -> Any:
+    """`--set` values are JSON where they parse (1e-4, true, [1, 2], "x"), text otherwise."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@app.command()
+def train(preset: Annotated[str | None, typer.Option(help="one of `fpar presets`")] = None,
+          dataset: Annotated[str | None, typer.Option(help="a folder in the stack's data dir")] = None,
+          set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE override, e.g. stages.1.lr=1e-4; "
+                                                         "repeatable")] = None,
+          config: Annotated[Path | None, typer.Option(help="a JSON training config to start from")] = None,
+          watch_: Annotated[bool, typer.Option("--watch", help="follow it to the end")] = False,
+          as_json: JsonOpt = False) -> None:
+    """Queue a training."""
+    body: dict[str, Any] = json.loads(config.read_text()) if config else {}
+    body.update({k: v for k, v in (("preset", preset), ("dataset", dataset)) if v is not None})
+    for item in set_ or []:
+        path, eq, value = item.partition("=")
+        if not eq:
+            raise typer.BadParameter(f"'{item}' is not PATH=VALUE", param_hint="--set")
+        body = set_path(body, path, parse_value(value))
+    job = call("POST", "/train", json=body).json()
+    if as_json:
+        show(job, True)
+    else:
+        out.print(f"queued [bold]{job['id']}[/bold]")
+    if watch_:
+        watch(job["id"])
+
+
+@app.command()
+def jobs(kind: Annotated[str | None, typer.Option(help="train or predict")] = None,
+         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         limit: int = 20, as_json: JsonOpt = False) -> None:
+    """Jobs, newest first."""
+    params = {k: v for k, v in (("kind", kind), ("status", status), ("limit", limit)) if v is not None}
+    found = call("GET", "/jobs", params=params).json()["jobs"]
+    table = Table("id", "kind", "status", "progress", "created", "result")
+    for j in found:
+        fraction = (j.get("progress") or {}).get("fraction")
+        result = j.get("result") or {}
+        summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
+                   "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
+        table.add_row(j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
+                      j["created_at"][:19], summary if j["status"] != "failed" else (j.get("error") or {}).get(
+                          "message", "")[:60])
+    show(found, as_json, table)
+
+
+@app.command()
+def watch(job_id: str) -> None:
+    """Follow a job live (server-sent events): a progress bar, then a row per epoch."""
+    table_started, final = False, None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=out, transient=True) as bar:
+        task = bar.add_task(job_id, total=1.0)
+        for e in stream(f"/jobs/{job_id}/events"):
+            if e.kind == "status":
+                final = e.data
+                bar.update(task, description=f"{job_id} {e.data['status']}")
+            elif e.kind == "progress":
+                p = e.data
+                bar.update(task, completed=p.get("fraction", 0),
+                           description=f"{job_id} stage {p.get('stage')}/{p.get('stages')} "
+                                       f"epoch {p.get('epoch')}/{p.get('epochs')}")
+            elif e.kind == "metrics":
+                if not table_started:
+                    bar.console.print(f"{'stage':>5} {'epoch':>5} {'train loss':>10} {'train acc':>9} "
+                                      f"{'val loss':>9} {'val acc':>8} {'s':>6}")
+                    table_started = True
+                bar.console.print(metrics_line(e.data))
+    if final is None:
+        raise ApiError(f"the event stream of {job_id} ended without a status")
+    summarize(final)
+
+
+def metrics_line(row: dict) -> str:
+    def num(key: str, width: int, digits: int = 3) -> str:
+        v = row.get(key)
+        return f"{v:>{width}.{digits}f}" if isinstance(v, int | float) else f"{'-':>{width}}"
+
+    return (f"{row.get('stage', ''):>5} {row.get('epoch', ''):>5} {num('train_loss', 10)} {num('train_acc', 9)} "
+            f"{num('val_loss', 9)} {num('val_acc', 8)} {num('train_time_s', 6, 1)}")
+
+
+def summarize(final: dict) -> None:
+    status = final["status"]
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(status, "white")
+    out.print(f"[{colour}]{status}[/{colour}]", end="")
+    result = final.get("result") or {}
+    if "model" in result:
+        out.print(f": model [bold]{result['model']}[/bold], best val acc {result.get('best_val_acc', 0):.3f}")
+    elif final.get("error"):
+        out.print(f": {final['error'].get('message', final['error'])}")
+    else:
+        out.print()
+    if status != "succeeded":
+        raise typer.Exit(1)
+
+
+def stream(path: str):
+    try:
+        with api() as c, c.stream("GET", path, timeout=httpx.Timeout(30, read=None)) as r:
+            if r.status_code >= 400:
+                r.read()
+                raise ApiError(problem(r))
+            yield from events(r.iter_lines())
+    except httpx.HTTPError as e:
+        raise ApiError(f"the event stream broke: {e}") from None
+
+
+@app.command()
+def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal order, or one video", exists=True,
+                                                        dir_okay=False)],
+            model: Annotated[str | None, typer.Option(help="model id; default: the newest that fits")] = None,
+            top_k: int = 5,
+            explain: Annotated[Path | None, typer.Option(help="save the CAM over each frame as PNGs here")] = None,
+            wait: float = 60, as_json: JsonOpt = False) -> None:
+    """Predict the action in a clip."""
+    part = "video" if len(files) == 1 and files[0].suffix.lower() in VIDEO else "frames"
+    upload = [(part, (f.name, f.read_bytes())) for f in files]
+    data = {"top_k": str(top_k), "wait": str(wait), "explain": str(explain is not None).lower()}
+    if model:
+        data["model"] = model
+    job = call("POST", "/predict", files=upload, data=data, timeout=wait + 30).json()
+    if job["status"] != "succeeded":
+        if job["status"] == "failed":
+            raise ApiError(f"prediction {job['id']} failed: {(job.get('error') or {}).get('message')}")
+        raise ApiError(f"prediction {job['id']} is still {job['status']} after {wait:g} s: `fpar watch {job['id']}`")
+    result = job["result"]
+    if explain is not None:
+        explain.mkdir(parents=True, exist_ok=True)
+        for i, png in enumerate(result.get("cams", [])):
+            (explain / f"cam_{i:03d}.png").write_bytes(base64.b64decode(png))
+    if as_json:
+        show({k: v for k, v in job.items() if k != "result"} | {"result": {**result, "cams": len(result.get(
+            "cams", []))}}, True)
+        return
+    table = Table("rank", "action", "probability", title=f"model {result['model']}")
+    for i, row in enumerate(result["top_k"], 1):
+        table.add_row(str(i), row["label"], f"{row['probability']:.3f}")
+    out.print(table)
+    if explain is not None:
+        out.print(f"{len(result.get('cams', []))} CAM pictures in {explain}")
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """Trained models, newest first."""
+    found = call("GET", "/models").json()
+    table = Table("id", "preset", "classes", "frames", "size", "val acc", "test acc", "precision", "served by")
+    for m in found:
+        served = ", ".join(sorted({s["backend"] for s in m.get("inference", [])})) or "-"
+        table.add_row(m["id"], m.get("preset") or m["arch"], str(len(m["classes"])), str(m["frames"]),
+                      str(m["image_size"]), f"{m['best_val_acc']:.3f}",
+                      f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-",
+                      m.get("inference_precision", "fp32"), served)
+    show(found, as_json, table)
+
+
+@app.command()
+def presets(as_json: JsonOpt = False) -> None:
+    """The reports' configurations."""
+    found = call("GET", "/presets").json()
+    table = Table("name", "source")
+    for p in found:
+        table.add_row(p["name"], p["source"])
+    show(found, as_json, table)
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job (queued: at once; running: at its next batch)."""
+    job = call("POST", f"/jobs/{job_id}/cancel").json()
+    out.print(f"{job_id}: {job['status']}" + (" (stopping at the next batch)" if job["status"] == "running" else ""))
+
+
+@app.command()
+def delete(ident: Annotated[str, typer.Argument(help="a job id (tr_..., pr_...) or a model id (m_...)")]) -> None:
+    """Delete an ended job, or a model no job uses."""
+    call("DELETE", f"/models/{ident}" if ident.startswith("m_") else f"/jobs/{ident}")
+    out.print(f"deleted {ident}")
+
+
+@experiment_app.command("submit")
+def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {name, base, grid, points, trials}",
+                                                           exists=True, dir_okay=False)],
+                      watch_: Annotated[bool, typer.Option("--watch")] = False, as_json: JsonOpt = False) -> None:
+    """Queue an experiment."""
+    exp = call("POST", "/experiments", json=json.loads(file.read_text())).json()
+    if as_json:
+        show(exp, True)
+    else:
+        out.print(f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs")
+    if watch_:
+        experiment_watch(exp["id"])
+
+
+@experiment_app.command("list")
+def experiment_list(limit: int = 20, as_json: JsonOpt = False) -> None:
+    found = call("GET", "/experiments", params={"limit": limit}).json()["experiments"]
+    table = Table("id", "name", "status", "jobs", "created")
+    for e in found:
+        ended = sum(j["status"] in ENDED for j in e["jobs"])
+        table.add_row(e["id"], e["name"], e["status"], f"{ended}/{len(e['jobs'])}", e["created_at"][:19])
+    show(found, as_json, table)
+
+
+@experiment_app.command("table")
+def experiment_table(exp_id: str, format: Annotated[str, typer.Option(help="md, csv or json")] = "md") -> None:
+    """The experiment's table, as in the reports."""
+    out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": format}).text, markup=False)
+
+
+@experiment_app.command("watch")
+def experiment_watch(exp_id: str) -> None:
+    """Follow an experiment: each child's state, then its table."""
+    final = None
+    for e in stream(f"/experiments/{exp_id}/events"):
+        if e.kind == "job" and e.data["status"] in ENDED | {"running"}:
+            acc = e.data.get("best_val_acc")
+            out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
+                      + (f" (val acc {acc:.3f})" if acc is not None else ""))
+        elif e.kind == "status":
+            final = e.data
+    if final is None:
+        raise ApiError(f"the event stream of {exp_id} ended without a status")
+    out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": "md"}).text, markup=False)
+    out.print(final["status"])
+    if final["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ApiError as e:
+        err.print(f"[red]error:[/red] {e}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
