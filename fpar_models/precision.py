@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +41,17 @@ def bf16_units() -> bool:
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path) -> Path:
-    """The ONNX serving graph as an int8 OpenVINO model (NNCF post-training quantisation,
-    one calibration clip per step), saved atomically."""
-    import nncf
-    import openvino as ov
-
-    count = len(next(iter(calibration.values())))
-    clips = [{name: array[i:i + 1] for name, array in calibration.items()} for i in range(count)]
-    model = ov.Core().read_model(str(graph))
-    quantised = nncf.quantize(model, nncf.Dataset(clips), subset_size=count)
-    partial = out.with_name(f".{out.stem}.tmp.xml")
-    ov.save_model(quantised, str(partial), compress_to_fp16=False)
-    partial.with_suffix(".bin").replace(out.with_suffix(".bin"))
-    partial.replace(out)
+def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout_s: float = 3600) -> Path:
+    """The ONNX serving graph as an int8 OpenVINO model, quantised by NNCF in a child process:
+    NNCF patches and loads much on import (in one process with torch and forks, it crashed
+    a later subprocess start), so the worker never imports it."""
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        clips = Path(tmp) / "calibration.npz"
+        np.savez(clips, **calibration)
+        run = subprocess.run([sys.executable, "-m", "fpar_models.quantise", str(graph), str(clips), str(out)],
+                             capture_output=True, text=True, timeout=timeout_s)
+    if run.returncode != 0 or not out.exists():
+        raise RuntimeError(f"NNCF quantisation failed: {run.stderr.strip()[-500:]}")
     return out
 
 

@@ -1,0 +1,35 @@
+"""NNCF post-training quantisation of a serving graph, as its own process (see
+fpar_models.precision.quantise, which runs it):
+
+    python -m fpar_models.quantise serving.onnx calibration.npz serving-int8.xml
+
+The calibration clips are the arrays of the npz, named as the graph's inputs; each clip is
+one calibration step. The int8 model is written atomically (weights kept in full where they
+are not quantised).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nncf
+import numpy as np
+import openvino as ov
+
+
+def quantise(graph: Path, calibration: Path, out: Path) -> None:
+    with np.load(calibration) as arrays:
+        inputs = {name: arrays[name] for name in arrays.files}
+    count = len(next(iter(inputs.values())))
+    clips = [{name: array[i:i + 1] for name, array in inputs.items()} for i in range(count)]
+    quantised = nncf.quantize(ov.Core().read_model(str(graph)), nncf.Dataset(clips), subset_size=count)
+    partial = out.with_name(f".{out.stem}.tmp.xml")
+    ov.save_model(quantised, str(partial), compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(out.with_suffix(".bin"))
+    partial.replace(out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    quantise(*map(Path, sys.argv[1:]))
