@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from launcher import free_port
+
 from stack_helpers import TINY, tiny_train, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -137,3 +139,21 @@ def test_the_api_docs_render_without_a_network(page):
     assert page.locator(".opblock").count() > 20  # every operation listed
     page.goto("/redoc")
     page.wait_for_selector("text=Open Inference Protocol", timeout=60_000)
+
+
+def test_with_api_keys_the_key_typed_in_is_sent(browser, stack, trained):
+    url = stack.add_gateway("gateway-dashboard-keys", free_port(), {"FPAR_API_KEYS": "dash-key-51b2"})
+    context = browser.new_context(base_url=url)
+    try:
+        p = context.new_page()
+        p.goto("/#/models")
+        error = p.wait_for_selector(".error")
+        assert "Unauthorized" in error.inner_text()  # said plainly, not a blank page
+        p.fill("#api-key", "dash-key-51b2")
+        p.press("#api-key", "Enter")
+        p.wait_for_selector(f"#models a[href='#/models/{trained['result']['model']}']")
+        p.reload()  # kept in the browser
+        p.wait_for_selector(f"#models a[href='#/models/{trained['result']['model']}']")
+    finally:
+        context.close()
+        stack.remove("gateway-dashboard-keys")
