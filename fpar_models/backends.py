@@ -23,6 +23,7 @@ import torch
 
 from fpar_models import precision as reduced_precision
 from fpar_models.config import TrainConfig
+from fpar_models.isolated import compile_graph, infer
 from fpar_models.runtime import Runtime
 from fpar_models.serving import Servable, export_onnx
 
@@ -78,20 +79,11 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, graph: Path, threads: int, hint: str = "f32"):
-        import openvino as ov
-
-        core = ov.Core()
-        core.set_property({"CACHE_DIR": str(graph.parent / "openvino-cache")})
-        # f32 unless asked: OpenVINO's default on CPUs with bf16 units is bf16, which moved
-        # probabilities by up to 0.2 and changed top-1 classes (issue 11's measurement).
-        # An int8 graph runs its quantised operations in int8 under either hint.
-        self.compiled = core.compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": hint,
-                                                               "INFERENCE_NUM_THREADS": threads})
+        self.compiled = compile_graph(graph, threads, hint)
         self.request = self.compiled.create_infer_request()
 
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer(inputs)
-        return [np.array(result[output]) for output in self.compiled.outputs]  # copies: the request reuses its buffers
+        return infer(self.compiled, self.request, inputs)
 
 
 ENGINES = {"onnxruntime": OnnxRuntimeEngine, "openvino": OpenVinoEngine}

@@ -7,7 +7,8 @@ not assumed:
     int8  the serving graph quantised after training by NNCF (weights and activations),
           calibrated on training clips, run by OpenVINO
 
-When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
+Reduced graphs run in a child process of their own (fpar_models.isolated), NNCF in
+another. When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
 validation clips and reports top-1 agreement and the accuracy of each (GET /models/{id});
 the int8 graph and the measurement are cached beside the checkpoint. A mode that cannot be
 built or measured on this worker (no bf16 units, no dataset at hand, no OpenVINO) is
@@ -57,19 +58,19 @@ def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout
 
 def engine(graph: Path, precision: str, threads: int, calibration: dict[str, np.ndarray] | None):
     """An OpenVINO engine running the ONNX serving graph `graph` in `precision`."""
-    from fpar_models.backends import OpenVinoEngine
+    from fpar_models.isolated import IsolatedEngine
 
     if precision == "bf16":
         if not bf16_units():
             raise Unavailable("this CPU has no bf16 units (OpenVINO would compute in fp32)")
-        return OpenVinoEngine(graph, threads, hint="bf16")
+        return IsolatedEngine(graph, threads, hint="bf16")
     if precision == "int8":
         int8 = graph.with_name(f"{graph.stem}-int8.xml")
         if not int8.exists():
             if calibration is None:
                 raise Unavailable("no training clips at hand to calibrate the int8 graph on")
             quantise(graph, calibration, int8)
-        return OpenVinoEngine(int8, threads)
+        return IsolatedEngine(int8, threads)
     raise ValueError(f"precision must be one of {PRECISIONS}, not '{precision}'")
 
 
