@@ -18,4 +18,4 @@ RUN useradd --create-home --uid 1000 fpar && mkdir -p /data /models /weights \
 USER fpar
 ENV FPAR_DATA_DIR=/data FPAR_MODEL_DIR=/models FPAR_WEIGHTS_DIR=/weights
 EXPOSE 8000
-CMD ["uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5"]

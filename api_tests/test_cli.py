@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from PIL import Image
 
-from stack_helpers import TINY
+from stack_helpers import TINY, tiny_train, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +70,32 @@ def test_api_errors_are_printed_as_problems(stack):
     assert r.returncode == 1 and "(422)" in r.stderr and "preset" in r.stderr, r.stderr
     r = fpar(stack, "train", "--set", "oops")
     assert r.returncode != 0 and "PATH=VALUE" in r.stderr
+
+
+def test_watch_rides_out_a_gateway_restart(stack, client):
+    """Event streams are open connections: the gateway drops them when it stops (after 5 s
+    of graceful shutdown, or at once when killed); `watch` resumes from the last event."""
+    job_id = client.post("/train", json=tiny_train(epochs=(16, 1))).json()["id"]
+    env = {**os.environ, "FPAR_URL": stack.url, "COLUMNS": "160"}
+    watching = subprocess.Popen([sys.executable, "-m", "cli", "watch", job_id], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(client, job_id, statuses=("running",))
+    time.sleep(2)
+    stack.kill("gateway")  # the supervisor starts it again
+    deadline = time.monotonic() + 60
+    while not answers(stack.url):
+        assert time.monotonic() < deadline, "the gateway did not come back"
+        time.sleep(0.3)
+    out, err = watching.communicate(timeout=300)
+    assert watching.returncode == 0, out + err
+    job = client.get(f"/jobs/{job_id}").json()
+    rows = [line.split()[:2] for line in out.splitlines() if line[:5].strip().isdigit()]
+    assert rows == [[str(r["stage"]), str(r["epoch"])] for r in job["metrics"]], out  # each epoch once, in order
+    assert "succeeded" in out
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

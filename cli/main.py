@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -176,15 +177,29 @@ def summarize(final: dict) -> None:
         raise typer.Exit(1)
 
 
-def stream(path: str):
-    try:
-        with api() as c, c.stream("GET", path, timeout=httpx.Timeout(30, read=None)) as r:
-            if r.status_code >= 400:
-                r.read()
-                raise ApiError(problem(r))
-            yield from events(r.iter_lines())
-    except httpx.HTTPError as e:
-        raise ApiError(f"the event stream broke: {e}") from None
+def stream(path: str, reconnect_s: float = 60):
+    """The stream's events up to its final status. A connection that breaks first (a
+    gateway restarting, say) is resumed from the last event's id, for up to a minute."""
+    last_id, broken_since, error = None, None, None
+    while True:
+        try:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            with api() as c, c.stream("GET", path, headers=headers, timeout=httpx.Timeout(30, read=None)) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ApiError(problem(r))
+                for e in events(r.iter_lines()):
+                    last_id, broken_since = e.id or last_id, None
+                    yield e
+                    if e.kind == "status" and e.data.get("status") in ENDED | {"gone"}:
+                        return
+            error = "the server closed it early"
+        except httpx.HTTPError as e:
+            error = e
+        broken_since = broken_since or time.monotonic()
+        if time.monotonic() - broken_since > reconnect_s:
+            raise ApiError(f"the event stream broke and did not come back: {error}")
+        time.sleep(1)
 
 
 @app.command()

@@ -129,7 +129,7 @@ class Stack:
 
     def _gateway_argv(self) -> list[str]:
         return [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory", "--host", "0.0.0.0",
-                "--port", str(self.port), "--log-level", "warning"]
+                "--port", str(self.port), "--log-level", "warning", "--timeout-graceful-shutdown", "5"]
 
     def specs(self) -> dict[str, list[str]]:
         specs = {}

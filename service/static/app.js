@@ -40,28 +40,48 @@ async function api(method, path, body, options) {
 }
 
 // Server-sent events through fetch (EventSource cannot send the API key): calls
-// handler(kind, data) per event until the server closes the stream.
+// handler(kind, data) per event until the final status. A stream that breaks first (a
+// gateway restarting, say) is resumed from the last event's id, as EventSource would.
 async function events(path, handler) {
   const controller = new AbortController();
   onLeave(() => controller.abort());
-  const r = await fetch(path, {headers: headers({Accept: "text/event-stream"}), signal: controller.signal});
-  if (r.status >= 400) throw new ApiError(`${r.status}: ${(await r.json()).detail}`);
-  const reader = r.body.getReader(), decoder = new TextDecoder();
+  let lastId = null;
+  for (;;) {
+    try {
+      const extra = {Accept: "text/event-stream", ...(lastId ? {"Last-Event-ID": lastId} : {})};
+      const r = await fetch(path, {headers: headers(extra), signal: controller.signal});
+      if (r.status >= 400 && r.status < 500) throw new ApiError(`${r.status}: ${(await r.json()).detail}`);
+      if (r.ok && await readEvents(r, (kind, data, id) => { lastId = id || lastId; handler(kind, data); })) return;
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      if (controller.signal.aborted) return;  // left the page
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    if (controller.signal.aborted) return;
+  }
+}
+
+// true once the final status came
+async function readEvents(response, handler) {
+  const reader = response.body.getReader(), decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
-    let chunk;
-    try { chunk = await reader.read(); } catch (e) { return; }  // left the page
-    if (chunk.done) return;
+    const chunk = await reader.read();
+    if (chunk.done) return false;
     buffer += decoder.decode(chunk.value, {stream: true});
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-      let kind = "message", data = [];
+      let kind = "message", id = null, data = [];
       for (const line of block.split("\n")) {
         if (line.startsWith("event:")) kind = line.slice(6).trim();
+        else if (line.startsWith("id:")) id = line.slice(3).trim();
         else if (line.startsWith("data:")) data.push(line.slice(5).trim());
       }
-      if (data.length) handler(kind, JSON.parse(data.join("\n")));
+      if (!data.length) continue;
+      const value = JSON.parse(data.join("\n"));
+      handler(kind, value, id);
+      if (kind === "status" && ["succeeded", "failed", "cancelled", "gone"].includes(value.status)) return true;
     }
   }
 }
