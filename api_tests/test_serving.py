@@ -15,15 +15,19 @@ from fpar_models.inference import Predictor
 from stack_helpers import frames_of
 
 
-def _served(client, model_id: str, backend: str, timeout_s: float = 30) -> dict:
-    """The model's serving record by `backend`, once a predict worker's heartbeat carries it
-    (a killed worker's heartbeat lingers until it expires: look for the one wanted)."""
+def _served(client, model_id: str, backend: str | None = None, precision: str | None = None,
+            timeout_s: float = 60) -> dict:
+    """The model's serving record by `backend` (or in `precision`), once a predict worker's
+    heartbeat carries it (a killed worker's heartbeat lingers until it expires: look for the
+    one wanted)."""
+    wanted = {k: v for k, v in (("backend", backend), ("precision", precision)) if v}
     deadline = time.monotonic() + timeout_s
     while True:
-        serving = [s for s in client.get(f"/models/{model_id}").json()["inference"] if s["backend"] == backend]
+        serving = [s for s in client.get(f"/models/{model_id}").json()["inference"]
+                   if all(s[k] == v for k, v in wanted.items())]
         if serving:
             return serving[0]
-        assert time.monotonic() < deadline, f"no predict worker reported the model served by {backend}"
+        assert time.monotonic() < deadline, f"no predict worker reported the model served with {wanted}"
         time.sleep(0.5)
 
 
@@ -106,16 +110,6 @@ def test_the_exported_artefact_answers_as_predict_does(client, stack, trained, f
     assert [meta["classes"][i] for i in np.argsort(-probs)[:3]] == [x["label"] for x in answer["result"]["top_k"]]
 
 
-def _served_in(client, model_id: str, precision: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        serving = [s for s in client.get(f"/models/{model_id}").json()["inference"] if s["precision"] == precision]
-        if serving:
-            return serving[0]
-        assert time.monotonic() < deadline, f"no predict worker reported the model served in {precision}"
-        time.sleep(0.5)
-
-
 def test_int8_is_opt_in_and_its_cost_is_reported(client, stack, trained):
     model_id = trained["result"]["model"]
     assert client.get(f"/models/{model_id}").json()["inference_precision"] == "fp32"
@@ -130,7 +124,7 @@ def test_int8_is_opt_in_and_its_cost_is_reported(client, stack, trained):
         assert r.status_code == 200 and r.json()["inference_precision"] == "int8", r.text
         r = client.post("/predict", files=frames_of(stack), data={"wait": "60", "top_k": "3", "model": model_id})
         assert r.status_code == 200 and len(r.json()["result"]["top_k"]) == 3, r.text
-        served = _served_in(client, model_id, "int8")
+        served = _served(client, model_id, precision="int8")
         assert served["backend"] == "openvino" and served["verified"] is False, served
         cost = served["cost"]
         assert cost["clips"] >= 1 and set(cost) >= {"top1_agreement", "accuracy", "accuracy_fp32"}, cost
@@ -140,5 +134,5 @@ def test_int8_is_opt_in_and_its_cost_is_reported(client, stack, trained):
         assert client.patch(f"/models/{model_id}", json={"inference_precision": "fp32"}).status_code == 200
     r = client.post("/predict", files=frames_of(stack), data={"wait": "60", "model": model_id})
     assert r.status_code == 200, r.text
-    served = _served_in(client, model_id, "fp32")
+    served = _served(client, model_id, precision="fp32")
     assert served["backend"] == "openvino" and served["verified"], served
