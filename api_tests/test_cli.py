@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from launcher import free_port
+
 from stack_helpers import TINY, tiny_train, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +101,19 @@ def answers(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_api_key_comes_from_fpar_api_key(stack, trained):
+    url = stack.add_gateway("gateway-cli-keys", free_port(), {"FPAR_API_KEYS": "cli-key-93a1"})
+    try:
+        def models(**env):
+            run_env = {**os.environ, "FPAR_URL": url, **env}
+            return subprocess.run([sys.executable, "-m", "cli", "models", "--json"], cwd=ROOT, env=run_env,
+                                  capture_output=True, text=True, timeout=120)
+
+        refused = models()
+        assert refused.returncode == 1 and "Unauthorized (401)" in refused.stderr, refused.stderr
+        allowed = models(FPAR_API_KEY="cli-key-93a1")
+        assert allowed.returncode == 0 and trained["result"]["model"] in allowed.stdout, allowed.stderr
+    finally:
+        stack.remove("gateway-cli-keys")
