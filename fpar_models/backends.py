@@ -122,7 +122,7 @@ def verify(engine, reference: TorchEngine, samples: dict[str, np.ndarray], k: in
 def serve(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime, *, requested: str = "torch",
           cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None,
           precision: str = "fp32", evaluation: tuple[dict, np.ndarray] | None = None,
-          calibration: dict[str, np.ndarray] | None = None):
+          calibration: reduced_precision.Calibration | None = None):
     """(engine, Choice): the model in the reduced `precision` asked for when it can be built
     and measured here (on the labelled `evaluation` clips), otherwise the fastest fp32
     runtime that verifies on `samples`, otherwise eager PyTorch."""

@@ -17,19 +17,20 @@ refused with the reason and the model is served in fp32.
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("fpar.inference")
 PRECISIONS = ("fp32", "bf16", "int8")
 EVAL_CLIPS = 64         # validation clips the cost is measured on (all of them when fewer)
 CALIBRATION_CLIPS = 32  # training clips NNCF calibrates the activation ranges on
 BATCH = 8
+# the calibration clips, decoded only when an int8 graph has to be built (None: not at hand)
+Calibration = Callable[[], dict[str, np.ndarray] | None]
 
 
 class Unavailable(Exception):
@@ -43,9 +44,9 @@ def bf16_units() -> bool:
 
 
 def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout_s: float = 3600) -> Path:
-    """The ONNX serving graph as an int8 OpenVINO model, quantised by NNCF in a child process:
-    NNCF patches and loads much on import (in one process with torch and forks, it crashed
-    a later subprocess start), so the worker never imports it."""
+    """The ONNX serving graph as an int8 OpenVINO model, quantised by NNCF in a child process,
+    so the worker never imports NNCF (it imports much, torch's extension machinery included)
+    and a failure there is a failed quantisation, not a dead worker."""
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         clips = Path(tmp) / "calibration.npz"
         np.savez(clips, **calibration)
@@ -56,7 +57,7 @@ def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout
     return out
 
 
-def engine(graph: Path, precision: str, threads: int, calibration: dict[str, np.ndarray] | None):
+def engine(graph: Path, precision: str, threads: int, calibration: Calibration | None):
     """An OpenVINO engine running the ONNX serving graph `graph` in `precision`."""
     from fpar_models.isolated import IsolatedEngine
 
@@ -67,9 +68,10 @@ def engine(graph: Path, precision: str, threads: int, calibration: dict[str, np.
     if precision == "int8":
         int8 = graph.with_name(f"{graph.stem}-int8.xml")
         if not int8.exists():
-            if calibration is None:
+            clips = calibration() if calibration else None
+            if clips is None:
                 raise Unavailable("no training clips at hand to calibrate the int8 graph on")
-            quantise(graph, calibration, int8)
+            quantise(graph, clips, int8)
         return IsolatedEngine(int8, threads)
     raise ValueError(f"precision must be one of {PRECISIONS}, not '{precision}'")
 

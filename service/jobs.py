@@ -345,10 +345,6 @@ class JobStore:
             self.r.set(f"{P}model:{model_id}", json.dumps(model))
         return model
 
-    def model_precision(self, model_id: str) -> str:
-        model = self.get_model(model_id)
-        return (model or {}).get("inference_precision", "fp32")
-
     def delete_model(self, model_id: str) -> None:
         pipe = self.r.pipeline()
         pipe.delete(f"{P}model:{model_id}")

@@ -23,7 +23,8 @@ def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("precision") / "model.pt"
     checkpoint.save_atomic(checkpoint.model_file(build_model(cfg, len(CLASSES)), cfg, CLASSES), path)
     clips = random_clips(cfg, 12)
-    return path, cfg, (clips, np.arange(12) % len(CLASSES)), random_clips(cfg, 4)
+    calibration = random_clips(cfg, 4)
+    return path, cfg, (clips, np.arange(12) % len(CLASSES)), lambda: calibration
 
 
 def test_int8_serves_with_its_cost_measured_once(model):

@@ -31,20 +31,23 @@ class ModelCache:
 
     def get(self, model_id: str) -> Predictor:
         with self._lock:
-            precision = self.store.model_precision(model_id)  # the model's owner may change it any time
+            meta = self.store.get_model(model_id)  # read each time: its owner may change its precision
+            precision = (meta or {}).get("inference_precision", "fp32")
             if model_id in self._models and self._models[model_id].precision == precision:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
-            meta = self.store.get_model(model_id)
             if meta is None:
                 raise KeyError(f"model '{model_id}' is not registered")
             cfg = TrainConfig.model_validate(meta["config"])
             data, classes = self.settings.data_dir, meta["classes"]
             reduced = {}
             if precision != "fp32":  # measured on validation clips, int8 calibrated on training clips
-                training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
+                def calibration():
+                    training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
+                    return training[0] if training else None
+
                 reduced = {"evaluation": dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
-                           "calibration": training[0] if training else None}
+                           "calibration": calibration}
             predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
                                   inference=self.settings.inference, samples=sample_inputs(cfg, classes, data),
                                   precision=precision, **reduced)
