@@ -40,10 +40,10 @@ def test_an_experiment_and_predictions_survive_workers_killed_every_few_seconds(
     s = chaos_stack
     with httpx.Client(base_url=s.url, timeout=120) as c:
         model = wait_for(c, c.post("/train", json=tiny_train(epochs=(1, 1))).json()["id"])["result"]["model"]
-        base = {**TINY, "preset": "egornn-attention", "image_size": 32, "stages": [{"epochs": 4}, {"epochs": 2}]}
+        base = {**TINY, "preset": "egornn-attention", "image_size": 32, "stages": [{"epochs": 3}, {"epochs": 2}]}
         exp = c.post("/experiments", json={"name": "chaos", "base": base, "grid": {"stages.0.lr": [1e-3, 1e-4]},
-                                           "trials": 3}).json()
-        assert len(exp["jobs"]) == 6
+                                           "trials": 2}).json()
+        assert len(exp["jobs"]) == 4
 
         answers, stop = [], threading.Event()
 
@@ -74,13 +74,13 @@ def test_an_experiment_and_predictions_survive_workers_killed_every_few_seconds(
         done = c.get(f"/experiments/{exp['id']}").json()
         assert done["status"] == "succeeded", done["jobs"]
         assert {j["status"] for j in done["jobs"]} == {"succeeded"}
-        want = [(1, e) for e in range(1, 5)] + [(2, e) for e in range(1, 3)]
+        want = [(1, e) for e in range(1, 4)] + [(2, e) for e in range(1, 3)]
         for j in done["jobs"]:
             job = c.get(f"/jobs/{j['id']}").json()
             assert _epochs(job) == want, (j["id"], _epochs(job), job["attempts"])  # one row per epoch, in order
         for row in done["table"]:  # the table is its children's
             accs = [j["best_val_acc"] for j in done["jobs"] if j["point"] == row["point"]]
-            assert row["trials"] == 3 and row["mean"] == pytest.approx(sum(accs) / 3)
+            assert row["trials"] == 2 and row["mean"] == pytest.approx(sum(accs) / 2)
         assert kills and sum(j["attempts"] > 1 for j in (c.get(f"/jobs/{x['id']}").json() for x in done["jobs"])) >= 1
 
         for job_id in answers:  # every prediction answered
