@@ -84,12 +84,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="training precision (predictions use the runtime's: bf16 on CUDA)")
+                        help="training precision (predictions run in fp32)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     rt = Runtime.detect()
     torch.manual_seed(0)
-    print(f"# device={rt.device} train={args.precision} predict amp={rt.amp_dtype} threads={torch.get_num_threads()} "
+    print(f"# device={rt.device} train={args.precision} predict=fp32 threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} size={args.size} batch={args.batch}")
     runtimes = ("torch", *(name for name in COMPILED if installed(name) and rt.device.type == "cpu"))
     print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} " + " ".join(f"{n + ' infer':>18}" for n in runtimes))

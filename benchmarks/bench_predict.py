@@ -109,7 +109,7 @@ class RawModel:
         inputs = random_clips(self.cfg, 8)
         for precision in reduced:
             predictor = Predictor(folder / "model.pt", inference="openvino", precision=precision,
-                                  evaluation=(inputs, np.zeros(8, int)), calibration=lambda: inputs)
+                                  evaluation=lambda: (inputs, np.zeros(8, int)), calibration=lambda: inputs)
             if predictor.choice.precision == precision:
                 self.reduced[precision] = predictor
             else:

@@ -1,6 +1,7 @@
 """The GPU path, end to end: every preset trains one tiny epoch per stage on the synthetic
 set through the real trainer (channels_last, cuDNN autotuning, the precision asked for),
-then predicts one clip with `explain`. Two-stream starts from the egornn-attention and
+then predicts one clip with `explain` (in fp32; after a bf16 training also in opt-in bf16,
+whose top-1 agreement with fp32 on validation clips is printed). Two-stream starts from the egornn-attention and
 flow models trained just before it, as a user would run it. Prints one row per preset
 and precision and exits non-zero if any failed.
 
@@ -26,6 +27,7 @@ from fpar_models.data import synthetic
 from fpar_models.inference import Clip, Predictor
 from fpar_models.presets import PRESETS
 from fpar_models.runtime import Runtime
+from fpar_models.serving import dataset_clips
 from fpar_models.train import train
 
 # two-stream needs its streams trained first
@@ -56,8 +58,17 @@ def check(preset: str, precision: str, args, data_dir: Path, out: Path, rt: Runt
     assert len(answer["top_k"]) == 3 and np.isfinite([r["probability"] for r in answer["top_k"]]).all()
     assert not cfg.uses_rgb or len(answer["cams"]) == cfg.frames
     assert all(np.isfinite(row["train_loss"]) for row in result.history), result.history
+    agreement = float("nan")
+    if precision == "bf16":  # the opt-in serving mode, measured as a worker would
+        clips = lambda: dataset_clips(cfg, predictor.classes, data_dir, cfg.val_users, 16)  # noqa: E731
+        bf16 = Predictor(result.model_path, runtime=rt, precision="bf16", evaluation=clips)
+        assert bf16.choice.precision == "bf16", bf16.choice.reason
+        (answer,) = bf16.predict([Clip(rgb, flow, top_k=3, explain=cfg.uses_rgb)])
+        assert np.isfinite([r["probability"] for r in answer["top_k"]]).all()
+        agreement = bf16.choice.cost["top1_agreement"]
     peak = torch.cuda.max_memory_allocated(rt.device) / 2**20 if rt.device.type == "cuda" else float("nan")
-    return {"epochs": len(result.history), "s_per_epoch": seconds / len(result.history), "peak_mib": peak}
+    return {"epochs": len(result.history), "s_per_epoch": seconds / len(result.history), "peak_mib": peak,
+            "agreement": agreement}
 
 
 def main() -> int:
@@ -74,8 +85,8 @@ def main() -> int:
         print(f"# no CUDA device: running the same path on {rt.device}", file=sys.stderr)
     gpu = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else platform.processor() or "cpu"
     print(f"# gpu_check: {gpu}, torch {torch.__version__}, channels_last={rt.channels_last}, "
-          f"predict amp={rt.amp_dtype}, {args.size} px, {args.frames} frames, batch {args.batch}")
-    print(f"{'preset':<18} {'precision':<9} {'ok':<4} {'s/epoch':>8} {'peak MiB':>9}  error")
+          f"{args.size} px, {args.frames} frames, batch {args.batch}")
+    print(f"{'preset':<18} {'precision':<9} {'ok':<4} {'s/epoch':>8} {'peak MiB':>9} {'bf16 top-1 =':>12}  error")
     failed = 0
     presets = [p for p in ORDER if p in args.presets]
     with tempfile.TemporaryDirectory(prefix="fpar-gpu-check-") as tmp:
@@ -87,11 +98,11 @@ def main() -> int:
                 try:
                     row = check(preset, precision, args, data_dir, Path(tmp) / "runs", rt, trained)
                     print(f"{preset:<18} {precision:<9} {'yes':<4} {row['s_per_epoch']:>8.2f} "
-                          f"{row['peak_mib']:>9.0f}", flush=True)
+                          f"{row['peak_mib']:>9.0f} {row['agreement']:>12.2f}", flush=True)
                 except Exception as e:  # a failing preset is a row of the report, not the end of it
                     failed += 1
                     message = f"{type(e).__name__}: {e}".splitlines()[0][:100]
-                    print(f"{preset:<18} {precision:<9} {'NO':<4} {'':>8} {'':>9}  {message}", flush=True)
+                    print(f"{preset:<18} {precision:<9} {'NO':<4} {'':>8} {'':>9} {'':>12}  {message}", flush=True)
                     traceback.print_exc(file=sys.stderr)
     print(f"# {failed} failed" if failed else "# all passed")
     return 1 if failed else 0

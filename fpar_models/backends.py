@@ -13,6 +13,7 @@ the model store beside the checkpoint; OpenVINO keeps its compiled blobs there t
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from dataclasses import asdict, dataclass
@@ -121,7 +122,7 @@ def verify(engine, reference: TorchEngine, samples: dict[str, np.ndarray], k: in
 
 def serve(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime, *, requested: str = "torch",
           cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None,
-          precision: str = "fp32", evaluation: tuple[dict, np.ndarray] | None = None,
+          precision: str = "fp32", evaluation: reduced_precision.Evaluation | None = None,
           calibration: reduced_precision.Calibration | None = None):
     """(engine, Choice): the model in the reduced `precision` asked for when it can be built
     and measured here (on the labelled `evaluation` clips), otherwise the fastest fp32
@@ -167,21 +168,20 @@ def serving_graph(reference: TorchEngine, cfg: TrainConfig, cache_dir: Path) -> 
 
 def reduced(reference: TorchEngine, cfg: TrainConfig, runtime: Runtime, requested: str, precision: str,
             cache_dir: Path, threads: int, evaluation, calibration):
-    """The model on OpenVINO in bf16 or int8, with its measured cost; Unavailable says why not."""
-    if runtime.device.type != "cpu":
-        raise reduced_precision.Unavailable(f"reduced precision is served by OpenVINO on the CPU, "
-                                            f"not on {runtime.device.type}")
-    if requested not in ("auto", "openvino"):
-        raise reduced_precision.Unavailable(f"reduced precision is served by OpenVINO, and this worker "
-                                            f"runs FPAR_INFERENCE={requested}")
-    if not (installed("openvino") and (precision != "int8" or installed("nncf"))):
-        raise reduced_precision.Unavailable("OpenVINO (and NNCF for int8) is not installed")
-    if evaluation is None:
+    """The model in bf16 or int8, with its measured cost; Unavailable says why not."""
+    name = reduced_precision.runtime_for(precision, runtime.device, requested)
+    costs = reduced_precision.cost_file(graph_path(cache_dir, cfg), precision, name, runtime.device)
+    cost = reduced_precision.known_cost(costs, name)
+    clips = None if cost else evaluation() if evaluation else None
+    if cost is None and clips is None:
         raise reduced_precision.Unavailable("its cost cannot be measured: the validation clips are not at hand")
-    graph = serving_graph(reference, cfg, cache_dir)
-    engine = reduced_precision.engine(graph, precision, threads, calibration)
-    cost = reduced_precision.measured(graph, precision, lambda: reduced_precision.cost(engine, reference, *evaluation))
-    log.info("model served in %s: %s", precision, cost)
-    return engine, Choice("openvino", requested, False, cost["max_abs_diff"], precision=precision, cost=cost,
+    if name == "torch":
+        engine = TorchEngine(reference.servable, dataclasses.replace(runtime, amp_dtype=torch.bfloat16))
+    else:
+        engine = reduced_precision.engine(serving_graph(reference, cfg, cache_dir), precision, threads, calibration)
+    if cost is None:
+        cost = reduced_precision.keep_cost(costs, name, reduced_precision.cost(engine, reference, *clips))
+    log.info("model served in %s by %s: %s", precision, name, cost)
+    return engine, Choice(name, requested, False, cost["max_abs_diff"], precision=precision, cost=cost,
                           reason=f"{precision}, opted in: not held to the fp32 tolerance; its cost on "
                                  f"{cost['clips']} validation clips is in `cost`")

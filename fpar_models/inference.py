@@ -15,7 +15,7 @@ from fpar_models import cam
 from fpar_models.backends import serve
 from fpar_models.checkpoint import load_model
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.precision import Calibration
+from fpar_models.precision import Calibration, Evaluation
 from fpar_models.runtime import Runtime
 from fpar_models.serving import example_inputs, input_names
 
@@ -35,7 +35,7 @@ class Predictor:
 
     def __init__(self, path: Path, runtime: Runtime | None = None, *, inference: str = "torch",
                  samples: dict[str, np.ndarray] | None = None, precision: str = "fp32",
-                 evaluation: tuple[dict, np.ndarray] | None = None, calibration: Calibration | None = None):
+                 evaluation: Evaluation | None = None, calibration: Calibration | None = None):
         self.runtime = runtime or Runtime.detect()
         model, meta = load_model(path)
         self.model = self.runtime.prepare(model).eval()

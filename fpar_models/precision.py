@@ -3,19 +3,21 @@
 match PyTorch; the reduced ones trade exactness for speed, and what they cost is measured,
 not assumed:
 
-    bf16  OpenVINO computing in bfloat16, on CPUs with bf16 units (AVX512-BF16, AMX)
+    bf16  OpenVINO computing in bfloat16, on CPUs with bf16 units (AVX512-BF16, AMX);
+          PyTorch under bf16 autocast where the worker runs PyTorch (CUDA, FPAR_INFERENCE=torch)
     int8  the serving graph quantised after training by NNCF (weights and activations),
-          calibrated on training clips, run by OpenVINO
+          calibrated on training clips, run by OpenVINO on the CPU
 
-Reduced graphs run in a child process of their own (fpar_models.isolated), NNCF in
-another. When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
+Reduced OpenVINO graphs run in a child process of their own (fpar_models.isolated), NNCF
+in another. When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
 validation clips and reports top-1 agreement and the accuracy of each (GET /models/{id});
-the int8 graph and the measurement are cached beside the checkpoint. A mode that cannot be
-built or measured on this worker (no bf16 units, no dataset at hand, no OpenVINO) is
-refused with the reason and the model is served in fp32.
+the int8 graph and the measurement are cached beside the checkpoint, so later loads decode
+no clips. A mode that cannot be built or measured on this worker (no bf16 units, no
+dataset at hand, no OpenVINO) is refused with the reason and the model is served in fp32.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 PRECISIONS = ("fp32", "bf16", "int8")
 EVAL_CLIPS = 64         # validation clips the cost is measured on (all of them when fewer)
@@ -31,6 +34,8 @@ CALIBRATION_CLIPS = 32  # training clips NNCF calibrates the activation ranges o
 BATCH = 8
 # the calibration clips, decoded only when an int8 graph has to be built (None: not at hand)
 Calibration = Callable[[], dict[str, np.ndarray] | None]
+# the labelled validation clips, decoded only when a cost has to be measured (None: not at hand)
+Evaluation = Callable[[], tuple[dict[str, np.ndarray], np.ndarray] | None]
 
 
 class Unavailable(Exception):
@@ -41,6 +46,32 @@ def bf16_units() -> bool:
     import openvino as ov
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def torch_bf16_units(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def runtime_for(precision: str, device: torch.device, requested: str) -> str:
+    """Which runtime serves `precision` on this worker, "openvino" or "torch" (bf16 autocast
+    where the worker runs PyTorch: CUDA, or FPAR_INFERENCE=torch); Unavailable says why none."""
+    if requested == "onnxruntime":
+        raise Unavailable("reduced precision is served by OpenVINO or PyTorch, and this worker runs "
+                          "FPAR_INFERENCE=onnxruntime")
+    if device.type != "cpu" or requested == "torch":
+        where = "FPAR_INFERENCE=torch" if device.type == "cpu" else device.type
+        if precision == "int8":
+            raise Unavailable(f"int8 is served by OpenVINO on the CPU, and this worker runs {where}")
+        if not torch_bf16_units(device):
+            raise Unavailable(f"this {'CPU' if device.type == 'cpu' else 'GPU'} has no bf16 units")
+        return "torch"
+    if not (importlib.util.find_spec("openvino") and (precision != "int8" or importlib.util.find_spec("nncf"))):
+        raise Unavailable("OpenVINO (and NNCF for int8) is not installed")
+    if precision == "bf16" and not bf16_units():
+        raise Unavailable("this CPU has no bf16 units (OpenVINO would compute in fp32)")
+    return "openvino"
 
 
 def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout_s: float = 3600) -> Path:
@@ -62,8 +93,6 @@ def engine(graph: Path, precision: str, threads: int, calibration: Calibration |
     from fpar_models.isolated import IsolatedEngine
 
     if precision == "bf16":
-        if not bf16_units():
-            raise Unavailable("this CPU has no bf16 units (OpenVINO would compute in fp32)")
         return IsolatedEngine(graph, threads, hint="bf16")
     if precision == "int8":
         int8 = graph.with_name(f"{graph.stem}-int8.xml")
@@ -91,15 +120,29 @@ def cost(engine, reference, clips: dict[str, np.ndarray], labels: np.ndarray) ->
             "max_abs_diff": float(np.abs(got - want).max())}
 
 
-def measured(graph: Path, precision: str, measure) -> dict:
-    """The cost of `precision` for this graph, measured once and kept beside it."""
-    import openvino as ov
+def cost_file(graph: Path, precision: str, runtime: str, device: torch.device) -> Path:
+    """Where the cost of `precision` on `runtime` is kept: beside the serving graph's file."""
+    return graph.with_name(f"{graph.stem}-{precision}-{runtime}-{device.type}-cost.json")
 
-    cached = graph.with_name(f"{graph.stem}-{precision}-cost.json")
-    if cached.exists():
-        found = json.loads(cached.read_text())
-        if found.get("openvino") == ov.__version__:
+
+def runtime_version(runtime: str) -> str:
+    if runtime == "openvino":
+        import openvino as ov
+
+        return f"openvino {ov.__version__}"
+    return f"torch {torch.__version__}"
+
+
+def known_cost(path: Path, runtime: str) -> dict | None:
+    """The cost kept at `path` if this version of the runtime measured it."""
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found.get("runtime") == runtime_version(runtime):
             return found["cost"]
-    result = measure()
-    cached.write_text(json.dumps({"openvino": ov.__version__, "cost": result}))
-    return result
+    return None
+
+
+def keep_cost(path: Path, runtime: str, measured: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runtime": runtime_version(runtime), "cost": measured}))
+    return measured

@@ -1,7 +1,8 @@
 """Where and how the tensors run: the device, mixed precision, memory format, and the
-host-side frame cache budget. CUDA gets channels_last and cuDNN autotuning, and predicts
-under bf16 autocast (fp16 on GPUs without bf16); training runs in the precision its
-config names (`precision`: fp32 unless asked), on any device. The CPU predicts in fp32."""
+host-side frame cache budget. CUDA gets channels_last and cuDNN autotuning. Predictions
+are fp32 on every device unless a model's owner opts in to bf16 (fpar_models.precision:
+measured first); training runs in the precision its config names (`precision`: fp32
+unless asked)."""
 from __future__ import annotations
 
 import contextlib
@@ -27,16 +28,13 @@ class Runtime:
         """FPAR_DEVICE (cpu, cuda, cuda:1) or the first GPU when there is one."""
         name = device or os.environ.get("FPAR_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         dev = torch.device(name)
-        amp = None
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-            if os.environ.get("FPAR_AMP", "1") != "0":  # predictions only: training follows its config
-                amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         threads = os.environ.get("FPAR_TORCH_THREADS")
         if threads:
             torch.set_num_threads(int(threads))
         cache_mb = int(os.environ.get("FPAR_FRAME_CACHE_MB", "1024"))
-        return cls(dev, amp, channels_last=dev.type == "cuda", weights_dir=os.environ.get("FPAR_WEIGHTS_DIR"),
+        return cls(dev, channels_last=dev.type == "cuda", weights_dir=os.environ.get("FPAR_WEIGHTS_DIR"),
                    cache_bytes=cache_mb << 20)
 
     def for_training(self, precision: str) -> Runtime:

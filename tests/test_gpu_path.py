@@ -1,6 +1,7 @@
 """The CUDA code path, exercised on every machine: on CUDA the runtime turns models to
-channels_last and runs under bf16 autocast. Both transformations work on the CPU too, so
-every preset trains a step, validates and predicts (with CAMs) under them here."""
+channels_last, trains under bf16 autocast when the config asks, and predicts under it
+when the model's owner opts in. Both transformations work on the CPU too, so every preset
+trains a step, validates and predicts (with CAMs) under them here."""
 import numpy as np
 import pytest
 import torch

@@ -41,12 +41,12 @@ class ModelCache:
             cfg = TrainConfig.model_validate(meta["config"])
             data, classes = self.settings.data_dir, meta["classes"]
             reduced = {}
-            if precision != "fp32":  # measured on validation clips, int8 calibrated on training clips
+            if precision != "fp32":  # decoded only when needed: cost on validation, int8 calibration on training
                 def calibration():
                     training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
                     return training[0] if training else None
 
-                reduced = {"evaluation": dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
+                reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
                            "calibration": calibration}
             predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
                                   inference=self.settings.inference, samples=sample_inputs(cfg, classes, data),
