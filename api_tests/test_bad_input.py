@@ -136,6 +136,8 @@ CASES = [
     ("list-limit-zero", "GET", "/jobs", {"params": {"limit": "0"}}, 422, "limit"),
     ("list-limit-text", "GET", "/jobs", {"params": {"limit": "all"}}, 422, "limit"),
     ("list-bad-cursor", "GET", "/jobs", {"params": {"cursor": "yesterday"}}, 422, "cursor"),
+    ("list-nan-cursor", "GET", "/jobs", {"params": {"cursor": "nan"}}, 422, "cursor"),
+    ("experiments-inf-cursor", "GET", "/experiments", {"params": {"cursor": "-inf"}}, 422, "cursor"),
     ("wrong-method", "DELETE", "/jobs", {}, 405, "Method Not Allowed"),
     ("no-route", "GET", "/predictions", {}, 404, "Not Found"),
 ]

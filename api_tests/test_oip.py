@@ -85,4 +85,17 @@ def test_raw_protocol_errors_over_http(client, trained):
     assert r.status_code == 422 and "inputs.0.data" in r.json()["error"], r.text
     r = client.post(f"/v2/models/{model_id}/infer", content=b"{nope", headers={"Inference-Header-Content-Length": "3"})
     assert r.status_code == 400 and r.json()["error"], r.text
+    for body, field in (
+            (b'{"inputs": [{"name": "frames", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0], '
+             b'"parameters": [1]}]}', "inputs.0.parameters"),
+            (b'{"inputs": [{"name": "frames", "datatype": "UINT8", "shape": [4294967296, 4294967296], '
+             b'"data": []}]}', "inputs.0.data"),  # 2**64 elements: np.prod would wrap to 0
+            (b'{"inputs": [{"name": "frames", "datatype": "UINT8", "shape": [1], "parameters": '
+             b'{"binary_data_size": "1"}}]}', "inputs.0.parameters.binary_data_size"),
+            (b'{"inputs": [{"name": "frames", "datatype": "UINT8", "shape": [1], "data": [0]}], '
+             b'"parameters": "binary"}', "parameters"),
+            (b'{"inputs": [{"name": "frames", "datatype": "UINT8", "shape": [1], "data": [0]}], '
+             b'"outputs": [{"name": "probabilities", "parameters": 7}]}', "outputs.0.parameters")):
+        r = client.post(f"/v2/models/{model_id}/infer", content=body)
+        assert r.status_code == 422 and field in r.json()["error"], (field, r.text)
     assert client.post("/v2/models/m_nope/infer", content=b"{}").status_code == 404

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fpar_models.inference import Predictor
 
-from stack_helpers import frames_of
+from stack_helpers import frames_of, wait_for
 
 
 def _served(client, model_id: str, backend: str | None = None, precision: str | None = None,
@@ -122,6 +122,15 @@ def test_int8_is_opt_in_and_its_cost_is_reported(client, stack, trained):
     try:
         r = client.patch(f"/models/{model_id}", json={"inference_precision": "int8"})
         assert r.status_code == 200 and r.json()["inference_precision"] == "int8", r.text
+        # the first prediction runs for seconds (the worker quantises): cancelled while running,
+        # it ends cancelled at the end of its batch, with no answer
+        job = client.post("/predict", files=frames_of(stack), data={"wait": "0", "model": model_id}).json()
+        while (status := client.get(f"/jobs/{job['id']}").json()["status"]) == "queued":
+            time.sleep(0.05)
+        assert status == "running", status
+        assert client.post(f"/jobs/{job['id']}/cancel").status_code == 202
+        ended = wait_for(client, job["id"], timeout_s=120)
+        assert ended["status"] == "cancelled" and ended["result"] is None and ended["finished_at"], ended
         r = client.post("/predict", files=frames_of(stack), data={"wait": "60", "top_k": "3", "model": model_id})
         assert r.status_code == 200 and len(r.json()["result"]["top_k"]) == 3, r.text
         served = _served(client, model_id, precision="int8")

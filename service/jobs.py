@@ -3,7 +3,7 @@
     fpar:job:{id}            hash: status, kind, timestamps, request, progress, result, error ...
     fpar:job:{id}:metrics    list: one JSON row per epoch, appended as the trainer reports them
     fpar:job:{id}:done       list: a token pushed when the job ends (waiters BLPOP it)
-    fpar:frames:{id}         string: a predict job's prepared frames (npz), expiring
+    fpar:frames:{id}         string: a predict job's prepared frames (service.arrays), expiring
     fpar:idx:{all|kind|status|kind:status}  sorted sets of job ids by creation time
     fpar:model:{id}, fpar:idx:models         registered models
     fpar:worker:{name}       a live worker's heartbeat (expiring)

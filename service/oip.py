@@ -8,6 +8,7 @@ then each tensor whose parameters carry `binary_data_size`, raw and in input ord
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,13 +53,13 @@ def parse(body: bytes, header_length: str | None) -> InferRequest:
     if offset != len(body):
         raise Problem(400, f"{len(body) - offset} bytes after the last binary tensor")
     wanted = header.get("outputs")
-    params = header.get("parameters") or {}
+    params = _parameters(header, ["parameters"])
     binary = set()
     names = None
     if isinstance(wanted, list):
         names = [str(o.get("name")) for o in wanted if isinstance(o, dict)]
-        binary = {str(o.get("name")) for o in wanted
-                  if isinstance(o, dict) and (o.get("parameters") or {}).get("binary_data")}
+        binary = {str(o.get("name")) for i, o in enumerate(wanted)
+                  if isinstance(o, dict) and _parameters(o, ["outputs", i, "parameters"]).get("binary_data")}
     if params.get("binary_data_output"):
         binary = {"*"}
     return InferRequest(tensors, header.get("id"), binary, names)
@@ -74,13 +75,16 @@ def _tensor(spec: Any, i: int, body: bytes, offset: int) -> tuple[np.ndarray, in
                           f"({', '.join(DATATYPES)}; BYTES is not taken)")
     if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)):
         raise field_error([*loc, "shape"], "a list of non-negative integers")
-    dtype, count = np.dtype(DATATYPES[datatype]), int(np.prod(shape))
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    dtype, count = np.dtype(DATATYPES[datatype]), math.prod(shape)  # exact: np.prod wraps around at 2**63
+    size = _parameters(spec, [*loc, "parameters"]).get("binary_data_size")
     if size is not None:
-        if size != count * dtype.itemsize or offset + size > len(body):
+        need = count * dtype.itemsize
+        if not isinstance(size, int) or size != need:
             raise field_error([*loc, "parameters", "binary_data_size"],
-                              f"{size} bytes; a {datatype} tensor of shape {shape} takes {count * dtype.itemsize}"
-                              + (" and the body ends before them" if offset + size > len(body) else ""))
+                              f"{size!r} bytes; a {datatype} tensor of shape {shape} takes {need}")
+        if offset + size > len(body):
+            raise field_error([*loc, "parameters", "binary_data_size"],
+                              f"{size} bytes, and the body ends before them")
         return np.frombuffer(body, dtype, count, offset).reshape(shape), size
     try:
         array = np.asarray(spec.get("data"), dtype=dtype)
@@ -89,6 +93,16 @@ def _tensor(spec: Any, i: int, body: bytes, offset: int) -> tuple[np.ndarray, in
     if array.size != count:
         raise field_error([*loc, "data"], f"{array.size} values; shape {shape} needs {count}")
     return array.reshape(shape), 0
+
+
+def _parameters(owner: dict, loc: list) -> dict:
+    """The protocol's `parameters` object of a request, an input or an output ({} if none)."""
+    params = owner.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise field_error(loc, "an object of named parameters")
+    return params
 
 
 def datatype(dtype: np.dtype) -> str:

@@ -161,6 +161,9 @@ def gather(model_id: str, own_id: str) -> list[str]:
 def run_predictions(model_id: str, job_ids: list[str]) -> None:
     jobs, clips = [], []
     for job_id, blob, options in zip(job_ids, store.get_frames(*job_ids), store.requests(*job_ids)):
+        if store.cancel_requested(job_id):  # cancelled while it waited for its batch
+            store.finish(job_id, "cancelled")
+            continue
         if blob is None or options is None:
             store.finish(job_id, "failed", error={"type": "invalid_input", "message":
                                                    "the uploaded frames expired before a worker got to them"})
@@ -180,8 +183,11 @@ def run_predictions(model_id: str, job_ids: list[str]) -> None:
         for job_id in jobs:
             store.finish(job_id, "failed", error=failure(e))
         return
-    for job_id, answer in zip(jobs, answers):
-        store.finish(job_id, "succeeded", result={"model": model_id, **answer}, batch_size=len(jobs))
+    for job_id, answer in zip(jobs, answers):  # a cancel that came during the batch takes effect at its end
+        if store.cancel_requested(job_id):
+            store.finish(job_id, "cancelled")
+        else:
+            store.finish(job_id, "succeeded", result={"model": model_id, **answer}, batch_size=len(jobs))
 
 
 @app.task(name="fpar.analyse")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from fastapi import Response
 
 from service.errors import Problem, field_error
@@ -25,6 +27,9 @@ def page_before(cursor: str | None) -> float | None:
     if cursor is None:
         return None
     try:
-        return float(cursor)
+        before = float(cursor)
     except ValueError:
-        raise field_error(["query", "cursor"], "not a cursor returned by this endpoint") from None
+        before = math.nan
+    if not math.isfinite(before):  # nan or inf would reach Redis as a score it refuses
+        raise field_error(["query", "cursor"], "not a cursor returned by this endpoint")
+    return before
