@@ -1,10 +1,14 @@
 """Faults against real processes: workers killed with SIGKILL, Redis crashing, the
-gateway restarted. Nothing may be lost and no job may stay `running` without a worker.
+gateway restarted. Nothing may be lost, no job state goes backwards, and no job stays
+`running` without a worker for longer than it takes another to claim it.
 The stack's supervisor restarts dead processes, as `make up` and compose do."""
+import os
 import signal
 import time
 
 import httpx
+
+from launcher.stack import Worker
 
 from stack_helpers import frames_of, tiny_train, wait_for
 
@@ -39,9 +43,17 @@ def test_a_killed_worker_comes_back(client, stack, trained):
 def test_training_killed_midway_resumes_from_its_last_epoch(client, stack, trained):
     job = client.post("/train", json=tiny_train(epochs=(6, 1))).json()
     _wait(lambda: len(client.get(f"/jobs/{job['id']}").json()["metrics"]) >= 2, 120, "two epochs done")
-    stack.kill("worker-train")  # SIGKILL: no cleanup, no ack
+    worker = stack.procs.pop("worker-train")  # out of the supervisor's hands: nothing takes the job over yet
+    os.killpg(worker.pid, signal.SIGKILL)  # no cleanup, no ack
+    worker.wait(30)
+    try:  # the reaper notices the silence and releases the job; it stays running, never back to queued
+        waiting = _wait(lambda: (j := client.get(f"/jobs/{job['id']}").json())["awaiting_worker"] and j, 60,
+                        "the reaper releases the job")
+        assert waiting["status"] == "running" and waiting["attempts"] == 1, waiting
+    finally:
+        stack.add_worker(Worker("train", "train"), timeout_s=90)
     done = wait_for(client, job["id"], timeout_s=180)
-    assert done["status"] == "succeeded", done
+    assert done["status"] == "succeeded" and not done["awaiting_worker"], done
     assert done["attempts"] == 2
     epochs = [(r["stage"], r["epoch"]) for r in done["metrics"]]
     assert epochs == [(1, e) for e in range(1, 7)] + [(2, 1)], epochs  # full history, nothing twice

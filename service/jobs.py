@@ -9,8 +9,9 @@
     fpar:worker:{name}       a live worker's heartbeat (expiring)
 
 State changes run as Lua scripts, so they are atomic and only go forward:
-queued -> running -> succeeded | failed | cancelled (and running -> queued only when
-the reaper finds a job whose worker stopped beating). Used by the gateway and the
+queued -> running -> succeeded | failed | cancelled. A running job whose worker stopped
+beating stays `running`: the reaper marks it `released` and sends its task again, and
+the next worker claims it (`attempts` counts the tries). Used by the gateway and the
 workers alike; torch-free.
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ end
 return cur
 """
 
-# ARGV: id, now, stale_before, worker. Takes a queued job, or a running one whose worker died.
+# ARGV: id, now, stale_before, worker. Takes a queued job, or a running one whose worker died
+# (released by the reaper, or not yet noticed); one asked to stop meanwhile ends cancelled.
 _CLAIM = _MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
@@ -64,18 +66,24 @@ if cur == 'queued' then
   move(ARGV[1], KEYS[1], 'queued', 'running')
 elseif not (cur == 'running' and tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0') < tonumber(ARGV[3])) then
   return cur
+elseif redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  move(ARGV[1], KEYS[1], 'running', 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
+  return 'stopped'
 end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'heartbeat', ARGV[2], 'worker', ARGV[4], 'cancel', '0')
+redis.call('HSET', KEYS[1], 'heartbeat', ARGV[2], 'worker', ARGV[4], 'released', '0')
 if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
 return 'ok'
 """
 
 # ARGV: id, now, stale_before, max_attempts, error-json. A running job whose worker went silent
-# is run again, unless it was asked to stop (then it is cancelled) or has used up its attempts.
+# is released to run again (its task is sent again, once), unless it was asked to stop (then
+# it is cancelled) or has used up its attempts (failed).
 _REAP = _MOVE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'gone' end
 if tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0') >= tonumber(ARGV[3]) then return 'alive' end
+if redis.call('HGET', KEYS[1], 'released') == '1' then return 'released' end
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then
   move(ARGV[1], KEYS[1], 'running', 'cancelled')
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
@@ -86,16 +94,17 @@ if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[4])
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[2], 'error', ARGV[5])
   return 'failed'
 end
-move(ARGV[1], KEYS[1], 'running', 'queued')
+redis.call('HSET', KEYS[1], 'released', '1')
 return 'requeued'
 """
 
-# ARGV: id, now. Queued jobs end at once; running ones are asked to stop.
+# ARGV: id, now. Queued jobs, and running ones no worker holds (released), end at once;
+# running ones are asked to stop.
 _CANCEL = _MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
-if cur == 'queued' then
-  move(ARGV[1], KEYS[1], 'queued', 'cancelled')
+if cur == 'queued' or (cur == 'running' and redis.call('HGET', KEYS[1], 'released') == '1') then
+  move(ARGV[1], KEYS[1], cur, 'cancelled')
   redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
   return 'stopped'
 end
@@ -228,9 +237,13 @@ class JobStore:
         return self._transition(keys=[f"{P}job:{job_id}"], args=args).decode()
 
     def claim(self, job_id: str, worker: str, heartbeat_timeout_s: float) -> str:
+        """'ok' (now ours), 'cancelled' (asked to stop while no worker held it), or why not."""
         now = time.time()
-        return self._claim(keys=[f"{P}job:{job_id}"],
-                           args=[job_id, now, now - heartbeat_timeout_s, worker]).decode()
+        outcome = self._claim(keys=[f"{P}job:{job_id}"], args=[job_id, now, now - heartbeat_timeout_s, worker]).decode()
+        if outcome == "stopped":  # it ended here
+            self._ended(job_id, "cancelled")
+            return "cancelled"
+        return outcome
 
     def requests(self, *job_ids: str) -> list[dict[str, Any] | None]:
         """The `request` field of several jobs, in one round trip."""
@@ -260,8 +273,12 @@ class JobStore:
         pipe.execute()
 
     def cancel(self, job_id: str) -> str:
-        """'stopped' (was queued), 'requested' (running), 'missing', or the terminal status."""
-        return self._cancel(keys=[f"{P}job:{job_id}"], args=[job_id, time.time()]).decode()
+        """'stopped' (ended at once: queued, or released by the reaper), 'requested' (running),
+        'missing', or the terminal status."""
+        outcome = self._cancel(keys=[f"{P}job:{job_id}"], args=[job_id, time.time()]).decode()
+        if outcome == "stopped":
+            self._ended(job_id, "cancelled")
+        return outcome
 
     def cancel_requested(self, job_id: str) -> bool:
         return self.r.hget(f"{P}job:{job_id}", "cancel") == b"1"
@@ -273,6 +290,11 @@ class JobStore:
         if error is not None:
             fields["error"] = error
         outcome = self.transition(job_id, status, ("running",), **fields)
+        self._ended(job_id, status)
+        return outcome
+
+    def _ended(self, job_id: str, status: str) -> None:
+        """Wake the job's waiters; a prediction's record starts to expire, its frames go."""
         pipe = self.r.pipeline()
         done = f"{P}job:{job_id}:done"
         pipe.lpush(done, status)
@@ -281,7 +303,6 @@ class JobStore:
             pipe.expire(f"{P}job:{job_id}", self.predict_ttl)
             pipe.delete(f"{P}frames:{job_id}")
         pipe.execute()
-        return outcome
 
     def wait_done(self, job_id: str, timeout_s: float) -> None:
         """Block until the job ends or the timeout passes. The end token is put back
@@ -300,8 +321,11 @@ class JobStore:
         now = time.time()
         error = json.dumps({"type": "worker_lost", "message": f"the worker running this job stopped "
                             f"{max_attempts} times (killed, out of memory, or crashed); not retrying"})
-        return self._reap(keys=[f"{P}job:{job_id}"],
-                          args=[job_id, now, now - heartbeat_timeout_s, max_attempts, error]).decode()
+        outcome = self._reap(keys=[f"{P}job:{job_id}"],
+                             args=[job_id, now, now - heartbeat_timeout_s, max_attempts, error]).decode()
+        if outcome in TERMINAL:
+            self._ended(job_id, outcome)
+        return outcome
 
     def queued_count(self, kind: str) -> int:
         return self.r.zcard(f"{P}idx:{kind}:queued")

@@ -28,6 +28,8 @@ class JobOut(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     attempts: int = 0
+    awaiting_worker: bool = Field(False, description="running, but the worker running it died: its task was "
+                                  "sent again and the next free worker takes it (`attempts` counts the tries)")
     progress: Progress | None = None
     metrics: list[dict[str, Any]] | None = Field(None, description="one row per epoch (train jobs)")
     result: dict[str, Any] | None = None
@@ -41,7 +43,9 @@ class JobOut(BaseModel):
         return cls(job_id=job["id"], id=job["id"], kind=job["kind"], status=job["status"],
                    created_at=iso(job["created_at"]), started_at=iso(job.get("started_at")),
                    finished_at=iso(job.get("finished_at")),
-                   attempts=int(job.get("attempts") or 0), progress=job.get("progress"),
+                   attempts=int(job.get("attempts") or 0),
+                   awaiting_worker=job["status"] == "running" and job.get("released") == "1",
+                   progress=job.get("progress"),
                    metrics=job.get("metrics"), result=job.get("result"), error=job.get("error"),
                    warnings=job.get("warnings") or [], request=job.get("request"),
                    experiment=job.get("experiment"))

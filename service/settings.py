@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
     queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")
     max_experiment_jobs: int = Field(200, ge=1, le=10_000, description="most training jobs one experiment may create")
-    heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long is requeued")
+    heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long goes to another worker")
     max_attempts: int = Field(3, ge=1, description="runs of a job whose worker keeps dying before it fails")
     model_cache: int = Field(4, ge=1, description="models a predict worker keeps loaded")
     inference: Literal["auto", "torch", "openvino", "onnxruntime"] = Field(

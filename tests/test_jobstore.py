@@ -1,5 +1,6 @@
 """The job store's state machine, against a real Redis: transitions are atomic and only
-go forward, claims never run a job twice, the reaper requeues, cancels or fails."""
+go forward, claims never run a job twice, the reaper sends a dead worker's job again,
+cancels or fails it."""
 import time
 
 import pytest
@@ -41,23 +42,41 @@ def test_claims_take_queued_or_abandoned_jobs_only(store):
     assert store.claim("tr_missing", "w1", heartbeat_timeout_s=30) == "missing"
 
 
-def test_reaper_requeues_then_fails_and_honours_cancel(store):
+def test_reaper_sends_a_dead_workers_job_again_then_fails_it_and_honours_cancel(store):
     job = store.create("train", {})
     store.claim(job, "w1", heartbeat_timeout_s=30)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "alive"
     store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "requeued"
-    assert store.get(job)["status"] == "queued"
-    store.claim(job, "w2", heartbeat_timeout_s=30)
+    assert store.get(job)["status"] == "running"  # never backwards: released for the next worker
+    assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "released"  # its task is sent once
+    assert store.claim(job, "w2", heartbeat_timeout_s=30) == "ok"
+    assert store.get(job)["released"] == "0" and store.get(job)["attempts"] == "2"
     store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "failed"
     assert store.get(job)["error"]["type"] == "worker_lost"
+    assert store.r.lrange(f"fpar:job:{job}:done", 0, -1) == [b"failed"]  # waiters wake up
 
     asked = store.create("train", {})
     store.claim(asked, "w1", heartbeat_timeout_s=30)
     assert store.cancel(asked) == "requested"
     store.r.hset(f"fpar:job:{asked}", "heartbeat", 0)
     assert store.reap(asked, heartbeat_timeout_s=30, max_attempts=5) == "cancelled"
+
+    for ask_before_reaper in (True, False):  # a cancel while no worker holds the job ends it at once
+        held = store.create("train", {})
+        store.claim(held, "w1", heartbeat_timeout_s=30)
+        store.r.hset(f"fpar:job:{held}", "heartbeat", 0)
+        if ask_before_reaper:  # asked, then its worker died before the next batch: the next claim ends it
+            assert store.cancel(held) == "requested"
+            assert store.claim(held, "w2", heartbeat_timeout_s=30) == "cancelled"
+        else:
+            assert store.reap(held, heartbeat_timeout_s=30, max_attempts=5) == "requeued"
+            assert store.cancel(held) == "stopped"
+            assert store.claim(held, "w2", heartbeat_timeout_s=30) == "cancelled"  # the task sent again finds it ended
+        record = store.get(held)
+        assert record["status"] == "cancelled" and record["finished_at"] and record["attempts"] == "1"
+        assert store.r.lrange(f"fpar:job:{held}:done", 0, -1) == [b"cancelled"]
 
 
 def test_cancel_outcomes(store):

@@ -5,7 +5,8 @@ the process that touches CUDA is never forked (and DataLoader workers may fork f
     celery -A worker.app worker --pool solo --queues train,predict -n gpu0@%h
 
 Besides its tasks every worker runs two threads: a heartbeat (GET /readyz looks for
-it) and the reaper, which requeues jobs whose worker went silent, or fails them after
+it) and the reaper, which sends again the jobs whose worker went silent (they stay
+`running` until the next worker claims them), or fails them after
 FPAR_MAX_ATTEMPTS runs.
 """
 from __future__ import annotations
@@ -74,8 +75,8 @@ def _started(sender=None, **_) -> None:
     WORKER["name"] = f"{sender.hostname}:{os.getpid()}" if sender is not None else WORKER["name"]
     WORKER["queues"] = sorted(app.amqp.queues.consume_from or [])
     runtime = MODELS.runtime
-    log.info("worker %s: queues %s, device %s, amp %s, torch threads %d", WORKER["name"], WORKER["queues"],
-             runtime.device, runtime.amp_dtype, torch_threads())
+    log.info("worker %s: queues %s, device %s, torch threads %d", WORKER["name"], WORKER["queues"],
+             runtime.device, torch_threads())
     if "predict" in WORKER["queues"]:
         MODELS.preload()
     beat()
