@@ -84,8 +84,9 @@ class ModelOut(BaseModel):
 class ModelPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     inference_precision: Precision = Field(description="fp32 (exact, the default); bf16 (OpenVINO on CPUs "
-                                           "with bf16 units) or int8 (NNCF post-training quantisation): "
-                                           "faster, with their cost measured when a worker first loads them")
+                                           "with bf16 units, PyTorch autocast on GPUs) or int8 (NNCF "
+                                           "post-training quantisation, CPU): faster, with their cost measured "
+                                           "when a worker first loads them")
 
 
 class PresetOut(BaseModel):
