@@ -234,12 +234,12 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"worker {worker.name} did not report within {timeout_s} s")
 
-    def remove(self, name: str) -> None:
-        """Stop a process for good (the supervisor will not bring it back)."""
+    def remove(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop a process for good (the supervisor will not bring it back); SIGKILL for a crash."""
         self.extra.pop(name, None)
         proc = self.procs.pop(name, None)
         if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
             proc.wait(timeout=20)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
