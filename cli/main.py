@@ -99,12 +99,17 @@ def train(preset: Annotated[str | None, typer.Option(help="one of `fpar presets`
             raise typer.BadParameter(f"'{item}' is not PATH=VALUE", param_hint="--set")
         body = set_path(body, path, parse_value(value))
     job = call("POST", "/train", json=body).json()
+    queued(job, as_json, f"queued [bold]{job['id']}[/bold]", watch if watch_ else None)
+
+
+def queued(accepted: dict, as_json: bool, line: str, follow=None) -> None:
+    """What a POST queued: its JSON (--json) or one line; then followed to the end if asked."""
     if as_json:
-        show(job, True)
+        show(accepted, True)
     else:
-        out.print(f"queued [bold]{job['id']}[/bold]")
-    if watch_:
-        watch(job["id"])
+        out.print(line)
+    if follow:
+        follow(accepted["id"])
 
 
 @app.command()
@@ -281,12 +286,8 @@ def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {n
                       watch_: Annotated[bool, typer.Option("--watch")] = False, as_json: JsonOpt = False) -> None:
     """Queue an experiment."""
     exp = call("POST", "/experiments", json=json.loads(file.read_text())).json()
-    if as_json:
-        show(exp, True)
-    else:
-        out.print(f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs")
-    if watch_:
-        experiment_watch(exp["id"])
+    queued(exp, as_json, f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs",
+           experiment_watch if watch_ else None)
 
 
 @experiment_app.command("list")

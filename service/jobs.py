@@ -213,9 +213,7 @@ class JobStore:
             return "missing"
         if status.decode() not in TERMINAL:
             return status.decode()
-        pipe = self.r.pipeline()
-        pipe.delete(key, f"{key}:metrics", f"{key}:done", f"{P}frames:{job_id}")
-        pipe.execute()
+        self.r.delete(key, f"{key}:metrics", f"{key}:done", f"{P}frames:{job_id}")
         self._forget([job_id.encode()])
         return "deleted"
 
@@ -281,7 +279,14 @@ class JobStore:
         return outcome
 
     def cancel_requested(self, job_id: str) -> bool:
-        return self.r.hget(f"{P}job:{job_id}", "cancel") == b"1"
+        return bool(self.cancels_requested(job_id))
+
+    def cancels_requested(self, *job_ids: str) -> set[str]:
+        """Those of the jobs asked to stop, in one round trip."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(f"{P}job:{job_id}", "cancel")
+        return {job_id for job_id, flag in zip(job_ids, pipe.execute()) if flag == b"1"}
 
     def finish(self, job_id: str, status: str, *, result: Any = None, error: Any = None, **extra: Any) -> str:
         fields: dict[str, Any] = {"finished_at": time.time(), **extra}

@@ -160,8 +160,9 @@ def gather(model_id: str, own_id: str) -> list[str]:
 
 def run_predictions(model_id: str, job_ids: list[str]) -> None:
     jobs, clips = [], []
+    stopped = store.cancels_requested(*job_ids)
     for job_id, blob, options in zip(job_ids, store.get_frames(*job_ids), store.requests(*job_ids)):
-        if store.cancel_requested(job_id):  # cancelled while it waited for its batch
+        if job_id in stopped:  # cancelled while it waited for its batch
             store.finish(job_id, "cancelled")
             continue
         if blob is None or options is None:
@@ -183,8 +184,9 @@ def run_predictions(model_id: str, job_ids: list[str]) -> None:
         for job_id in jobs:
             store.finish(job_id, "failed", error=failure(e))
         return
-    for job_id, answer in zip(jobs, answers):  # a cancel that came during the batch takes effect at its end
-        if store.cancel_requested(job_id):
+    stopped = store.cancels_requested(*jobs)  # a cancel that came during the batch takes effect at its end
+    for job_id, answer in zip(jobs, answers):
+        if job_id in stopped:
             store.finish(job_id, "cancelled")
         else:
             store.finish(job_id, "succeeded", result={"model": model_id, **answer}, batch_size=len(jobs))
