@@ -184,15 +184,15 @@ def _first_error(e: Exception) -> str:
 
 # -- the table -----------------------------------------------------------------------------
 
-def summarize(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(trials: list[tuple[dict[str, Any], float | None]]) -> list[dict[str, Any]]:
     """Rows in grid order, one per point: the succeeded trials' best_val_acc as trials
     (how many), mean, sample std (0 for one trial), min and max; `best` marks the highest mean.
-    `jobs`: {point, status, best_val_acc} per child."""
+    `trials`: (point, best_val_acc if the child succeeded, else None) per child."""
     rows: dict[str, dict[str, Any]] = {}
-    for job in jobs:
-        row = rows.setdefault(json.dumps(job["point"], sort_keys=True), {"point": job["point"], "accs": []})
-        if job["status"] == "succeeded" and job.get("best_val_acc") is not None:
-            row["accs"].append(job["best_val_acc"])
+    for point, acc in trials:
+        row = rows.setdefault(json.dumps(point, sort_keys=True), {"point": point, "accs": []})
+        if acc is not None:
+            row["accs"].append(acc)
     table = []
     for row in rows.values():
         accs = row.pop("accs")
@@ -203,19 +203,6 @@ def summarize(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if scored:
         max(scored, key=lambda r: r["mean"])["best"] = True
     return table
-
-
-def status(child_statuses: list[str], cancel_requested: bool) -> str:
-    """queued until a child starts; running until every child ended; then cancelled (if
-    asked), succeeded (at least one child did) or failed."""
-    ended = {"succeeded", "failed", "cancelled"}
-    if all(s == "queued" for s in child_statuses):
-        return "cancelled" if cancel_requested else "queued"
-    if not all(s in ended for s in child_statuses):
-        return "running"
-    if cancel_requested:
-        return "cancelled"
-    return "succeeded" if "succeeded" in child_statuses else "failed"
 
 
 def format_number(x: float) -> str:

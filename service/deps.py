@@ -1,4 +1,6 @@
-"""Dependencies the routes declare: settings, the job store, the task queue, the API key check."""
+"""What the routes declare, as `Annotated` dependencies: the settings, the task queue, each
+store, and the records a path names (`ModelDep`, `JobDep`, `ExperimentDep`: a 404 problem
+when there is none, from here only). Also the API key check."""
 from __future__ import annotations
 
 import hmac
@@ -6,27 +8,83 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from core.settings import Settings
+from core.store import Stores
+from core.store.answers import AnswerStore
+from core.store.experiments import ExperimentStore
+from core.store.idempotency import IdempotencyStore
+from core.store.jobs import JobStore
+from core.store.models import ModelRegistry
+from core.store.records import Experiment, JobRecord, ModelRecord
+from core.store.workers import WorkerRegistry
+from core.tasks import TaskQueue
 from service.errors import Problem
-from service.jobs import JobStore
-from service.queue import TaskQueue
-from service.settings import Settings
 
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _store(request: Request) -> JobStore:
-    return request.app.state.store
-
-
 def _queue(request: Request) -> TaskQueue:
     return request.app.state.queue
 
 
+def _stores(request: Request) -> Stores:
+    return request.app.state.stores
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
-StoreDep = Annotated[JobStore, Depends(_store)]
 QueueDep = Annotated[TaskQueue, Depends(_queue)]
+StoresDep = Annotated[Stores, Depends(_stores)]
+
+
+def _store(name: str):
+    def get(stores: StoresDep):
+        return getattr(stores, name)
+    return Depends(get)
+
+
+JobsDep = Annotated[JobStore, _store("jobs")]
+ModelsDep = Annotated[ModelRegistry, _store("models")]
+ExperimentsDep = Annotated[ExperimentStore, _store("experiments")]
+AnswersDep = Annotated[AnswerStore, _store("answers")]
+IdempotencyDep = Annotated[IdempotencyStore, _store("idempotency")]
+WorkersDep = Annotated[WorkerRegistry, _store("workers")]
+
+
+def unknown_model(model_id: str, loc: list[str | int] | None = None) -> Problem:
+    errors = [{"loc": loc, "msg": "not found"}] if loc else None
+    return Problem(404, f"model '{model_id}' not found", kind="unknown-model", errors=errors)
+
+
+def _model(model_id: str, models: ModelsDep) -> ModelRecord:
+    model = models.get(model_id)
+    if model is None:
+        raise unknown_model(model_id)
+    return model
+
+
+def unknown_job(job_id: str) -> Problem:
+    return Problem(404, f"job '{job_id}' not found (predict jobs expire)", kind="unknown-job")
+
+
+def _job(job_id: str, jobs: JobsDep) -> JobRecord:
+    job = jobs.get(job_id)
+    if job is None:
+        raise unknown_job(job_id)
+    return job
+
+
+def _experiment(exp_id: str, experiments: ExperimentsDep) -> Experiment:
+    exp = experiments.get(exp_id)
+    if exp is None:
+        raise Problem(404, f"experiment '{exp_id}' not found", kind="unknown-experiment")
+    return exp
+
+
+ModelDep = Annotated[ModelRecord, Depends(_model)]
+JobDep = Annotated[JobRecord, Depends(_job)]
+ExperimentDep = Annotated[Experiment, Depends(_experiment)]
 
 
 def require_api_key(request: Request, settings: SettingsDep) -> None:

@@ -24,11 +24,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from service.jobs import TERMINAL, JobStore
+from fastapi.responses import StreamingResponse
+
+from core.store.experiments import ExperimentStore
+from core.store.jobs import JobStore
+from core.store.records import JobKind, JobRecord
 
 POLL_S = 0.25
 PROGRESS_EVERY_S = 0.5
 KEEPALIVE_S = 15
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # proxies: no buffering
 
 
 def event(kind: str, data: Any, event_id: str) -> str:
@@ -70,23 +79,23 @@ async def job_events(store: JobStore, job_id: str, last_event_id: str | None = N
             yield event("status", {"job_id": job_id, "status": "gone"}, str(at))
             return
         sent = []
-        if job["status"] != at.status and job["status"] not in TERMINAL:
-            at.status = job["status"]
+        if job.status != at.status and not job.ended:
+            at.status = job.status
             sent.append(event("status", _status(job), str(at)))
-        if job["kind"] == "train":
+        if job.kind == JobKind.train:
             for row in await asyncio.to_thread(store.metrics_since, job_id, at.rows):
                 at.rows += 1
                 sent.append(event("metrics", row, str(at)))
-        if job["status"] in TERMINAL:
-            if job["status"] != at.status:
-                at.status = job["status"]
+        if job.ended:
+            if job.status != at.status:
+                at.status = job.status
                 sent.append(event("status", _status(job), str(at)))
             for chunk in sent:
                 yield chunk
             return
         now = time.monotonic()
-        if job["progress"] and job["progress"] != progress and now - progress_at >= PROGRESS_EVERY_S:
-            progress, progress_at = job["progress"], now
+        if job.progress and job.progress != progress and now - progress_at >= PROGRESS_EVERY_S:
+            progress, progress_at = job.progress, now
             sent.append(event("progress", progress, str(at)))
         if not sent and now - quiet_since > KEEPALIVE_S:
             sent.append(": keep-alive\n\n")  # proxies close connections that say nothing
@@ -97,11 +106,12 @@ async def job_events(store: JobStore, job_id: str, last_event_id: str | None = N
         await asyncio.sleep(POLL_S)
 
 
-def _status(job: dict) -> dict:
-    return {"job_id": job["id"], "status": job["status"], "error": job.get("error"), "result": job.get("result")}
+def _status(job: JobRecord) -> dict:
+    return {"job_id": job.id, "status": job.status, "error": job.error, "result": job.result}
 
 
-async def experiment_events(experiments, exp_id: str, last_event_id: str | None = None) -> AsyncIterator[str]:
+async def experiment_events(experiments: ExperimentStore, exp_id: str,
+                            last_event_id: str | None = None) -> AsyncIterator[str]:
     """The experiment's status, each child's state as it changes (`job`: states, not deltas,
     so a client that connects or reconnects is first told every child's current state) and
     `progress` (children ended, of all)."""
@@ -114,28 +124,25 @@ async def experiment_events(experiments, exp_id: str, last_event_id: str | None 
             yield event("status", {"experiment_id": exp_id, "status": "gone"}, str(at))
             return
         sent = []
-        ended = all(j["status"] in TERMINAL for j in exp["jobs"]) and exp["status"] in TERMINAL
-        if exp["status"] != at.status and not ended:
-            at.status = exp["status"]
-            sent.append(event("status", {"experiment_id": exp_id, "status": exp["status"]}, str(at)))
-        changed = [j for j in exp["jobs"] if seen.get(j["id"]) != (j["status"], j["best_val_acc"])]
+        if exp.status != at.status and not exp.ended:
+            at.status = exp.status
+            sent.append(event("status", {"experiment_id": exp_id, "status": exp.status}, str(at)))
+        changed = [j for j in exp.jobs if seen.get(j.id) != (j.status, j.best_val_acc)]
         for child in changed:
-            seen[child["id"]] = (child["status"], child["best_val_acc"])
+            seen[child.id] = (child.status, child.best_val_acc)
             at.rows += 1
-            sent.append(event("job", child, str(at)))
+            sent.append(event("job", child.model_dump(exclude={"finished_at"}), str(at)))
         if changed:
-            done = sum(j["status"] in TERMINAL for j in exp["jobs"])
-            sent.append(event("progress", {"ended": done, "total": len(exp["jobs"])}, str(at)))
-        if ended:
-            at.status = exp["status"]
-            sent.append(event("status", {"experiment_id": exp_id, "status": exp["status"], "table": exp["table"]},
-                              str(at)))
+            sent.append(event("progress", exp.progress.model_dump(), str(at)))
+        if exp.ended:
+            at.status = exp.status
+            sent.append(event("status", {"experiment_id": exp_id, "status": exp.status, "table": exp.table}, str(at)))
         now = time.monotonic()
         if not sent and now - quiet_since > KEEPALIVE_S:
             sent.append(": keep-alive\n\n")
         for chunk in sent:
             yield chunk
-        if ended:
+        if exp.ended:
             return
         if sent:
             quiet_since = now

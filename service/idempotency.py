@@ -8,8 +8,10 @@ import re
 import time
 from typing import Any
 
+from core.store.idempotency import IdempotencyStore
+from core.store.jobs import JobStore
+from core.store.records import IdempotencySlot
 from service.errors import field_error
-from service.jobs import JobStore, P
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -22,36 +24,34 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def claim(store: JobStore, kind: str, key: str | None, request_fingerprint: str, job_id: str,
-          ttl_s: int) -> str | None:
+def claim(slots: IdempotencyStore, jobs: JobStore, kind: str, key: str | None, request_fingerprint: str,
+          job_id: str, ttl_s: int) -> str | None:
     """None when this request is the first with `key` (go on and create `job_id`), else
     the id of the job the first one created."""
     if key is None:
         return None
     if not _KEY.match(key):
         raise field_error(["header", "Idempotency-Key"], "1 to 255 visible ASCII characters")
-    slot = f"{P}idem:{kind}:{key}"
-    record = json.dumps({"job": job_id, "fingerprint": request_fingerprint})
     for _ in range(2):
-        if store.r.set(slot, record, nx=True, ex=ttl_s):
+        if slots.reserve(kind, key, IdempotencySlot(job=job_id, fingerprint=request_fingerprint), ttl_s):
             return None
-        prior = json.loads(store.r.get(slot) or "null")
+        prior = slots.get(kind, key)
         if prior is None:
             continue  # expired between the two calls
-        if prior["fingerprint"] != request_fingerprint:
+        if prior.fingerprint != request_fingerprint:
             raise field_error(["header", "Idempotency-Key"], "already used with a different request")
         deadline = time.monotonic() + 2
-        while store.get(prior["job"], metrics=False) is None:  # the first request is still creating it
+        while jobs.get(prior.job, metrics=False) is None:  # the first request is still creating it
             if time.monotonic() > deadline:
-                store.r.delete(slot)  # the first attempt died before creating its job
+                slots.release(kind, key)  # the first attempt died before creating its job
                 break
             time.sleep(0.02)
         else:
-            return prior["job"]
+            return prior.job
     return None
 
 
-def release(store: JobStore, kind: str, key: str | None) -> None:
+def release(slots: IdempotencyStore, kind: str, key: str | None) -> None:
     """The request failed before its job existed: let a retry start afresh."""
     if key is not None:
-        store.r.delete(f"{P}idem:{kind}:{key}")
+        slots.release(kind, key)

@@ -15,14 +15,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from core.settings import Settings, get_settings
+from core.store import Stores
+from core.store.records import TERMINAL, JobStatus
+from core.tasks import TaskQueue
 from fpar_models.config import TrainConfig
 from service import errors
 from service.deps import require_api_key
-from service.jobs import JobStore
 from service.metrics import Metrics, MetricsMiddleware
-from service.queue import TaskQueue
 from service.routes import experiments, health, jobs, models, oip, pictures, predict, train
-from service.settings import Settings, get_settings
 from service.uploads import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
@@ -36,10 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="fpar-serve", version="0.1.0", docs_url=None, openapi_url=None,
                   description="Train and serve First Person Action Recognition models (Ego-RNN family).")
     app.state.settings = settings
-    app.state.store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s,
-                                        socket_timeout_s=settings.max_wait_s + 30)
+    app.state.stores = Stores.connect(settings.redis_url, predict_ttl_s=settings.predict_ttl_s,
+                                      socket_timeout_s=settings.max_wait_s + 30)
     app.state.queue = TaskQueue(settings.redis_url)
-    app.state.metrics = Metrics(app.state.store)
+    app.state.metrics = Metrics(app.state.stores)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(oip.public)
@@ -130,6 +131,8 @@ def _openapi(app: FastAPI) -> dict:
         components.update(body.pop("$defs", {}))
         components["TrainRequest"] = body
         components["Problem"] = PROBLEM_SCHEMA
+        # the states a job never leaves, for clients (the dashboard) that take them from here
+        components["JobStatus"]["x-terminal"] = [s for s in JobStatus if s in TERMINAL]
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -9,13 +9,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.jobs import JobStore
-from service.queue import TASKS
+from core.store import Stores
+from core.tasks import QUEUES
 
 
 class StoreCollector:
-    def __init__(self, store: JobStore):
-        self.store = store
+    def __init__(self, stores: Stores):
+        self.stores = stores
 
     def collect(self):
         depth = GaugeMetricFamily("fpar_queue_depth", "messages waiting in each Celery queue", labels=["queue"])
@@ -24,15 +24,15 @@ class StoreCollector:
         serving = GaugeMetricFamily("fpar_model_inference", "1 per model a predict worker has loaded, labelled "
                                     "with the runtime serving it", labels=["worker", "model", "backend", "verified"])
         try:
-            for queue in TASKS:
-                depth.add_metric([queue], self.store.r.llen(queue))
-            for (kind, status), n in self.store.counts().items():
+            for queue in QUEUES:
+                depth.add_metric([queue], self.stores.client.llen(queue))  # Celery's list of the queue
+            for (kind, status), n in self.stores.jobs.counts().items():
                 jobs.add_metric([kind, status], n)
-            alive = self.store.workers()
+            alive = self.stores.workers.live()
             workers.add_metric([], len(alive))
             for worker in alive:
-                for model_id, choice in (worker.get("models") or {}).items():
-                    labels = [worker["name"], model_id, choice["backend"], str(choice["verified"]).lower()]
+                for model_id, choice in worker.models.items():
+                    labels = [worker.name, model_id, choice["backend"], str(choice["verified"]).lower()]
                     serving.add_metric(labels, 1)
         except redis.RedisError:
             return  # Redis down: the request metrics still get scraped
@@ -40,14 +40,14 @@ class StoreCollector:
 
 
 class Metrics:
-    def __init__(self, store: JobStore):
+    def __init__(self, stores: Stores):
         self.registry = CollectorRegistry()
         self.requests = Counter("fpar_http_requests_total", "HTTP requests", ["method", "route", "status"],
                                 registry=self.registry)
         self.latency = Histogram("fpar_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
-        self.registry.register(StoreCollector(store))
+        self.registry.register(StoreCollector(stores))
 
 
 class MetricsMiddleware:

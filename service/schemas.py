@@ -1,14 +1,22 @@
-"""What the API returns, for the OpenAPI document and response validation."""
+"""What the API returns, for the OpenAPI document and response validation; built from the
+records in Redis (core.store.records), whose timestamps it writes as ISO 8601."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.store.records import Experiment, ExperimentProgress, JobKind, JobRecord, JobStatus, ModelRecord
 from fpar_models.config import TrainConfig
-from service.jobs import iso
 
-Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.precision.PRECISIONS
+Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.serving.precision.PRECISIONS
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Progress(BaseModel):
@@ -22,8 +30,8 @@ class Progress(BaseModel):
 class JobOut(BaseModel):
     job_id: str = Field(description="the job's id (the same as `id`)")
     id: str
-    kind: Literal["train", "predict"]
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    kind: JobKind
+    status: JobStatus
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -39,16 +47,11 @@ class JobOut(BaseModel):
     experiment: str | None = Field(None, description="the experiment this training job belongs to")
 
     @classmethod
-    def from_record(cls, job: dict[str, Any]) -> JobOut:
-        return cls(job_id=job["id"], id=job["id"], kind=job["kind"], status=job["status"],
-                   created_at=iso(job["created_at"]), started_at=iso(job.get("started_at")),
-                   finished_at=iso(job.get("finished_at")),
-                   attempts=int(job.get("attempts") or 0),
-                   awaiting_worker=job["status"] == "running" and job.get("released") == "1",
-                   progress=job.get("progress"),
-                   metrics=job.get("metrics"), result=job.get("result"), error=job.get("error"),
-                   warnings=job.get("warnings") or [], request=job.get("request"),
-                   experiment=job.get("experiment"))
+    def from_record(cls, job: JobRecord) -> JobOut:
+        times = {"created_at", "started_at", "finished_at"}
+        fields = job.model_dump(include=set(cls.model_fields) - times - {"job_id", "awaiting_worker"})
+        return cls(**fields, **{t: iso(getattr(job, t)) for t in times}, job_id=job.id,
+                   awaiting_worker=job.awaiting_worker)
 
 
 class JobList(BaseModel):
@@ -77,8 +80,9 @@ class ModelOut(BaseModel):
         "in bf16/int8, `cost`: top-1 agreement with fp32 and the accuracy of each on the validation clips")
 
     @classmethod
-    def from_record(cls, m: dict[str, Any], serving: list[dict[str, Any]] | None = None) -> ModelOut:
-        return cls(**{**m, "created_at": iso(m["created_at"]), "inference": serving or []})
+    def from_record(cls, m: ModelRecord, serving: list[dict[str, Any]] | None = None) -> ModelOut:
+        fields = m.model_dump(include=set(cls.model_fields) - {"created_at", "inference"})
+        return cls(**fields, created_at=iso(m.created_at), inference=serving or [])
 
 
 class ModelPatch(BaseModel):
@@ -101,7 +105,7 @@ class ExperimentJob(BaseModel):
     point: dict[str, Any] = Field(description="grid path -> the value this job runs with")
     trial: int
     seed: int
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     best_val_acc: float | None = None
 
 
@@ -118,7 +122,7 @@ class TableRow(BaseModel):
 class ExperimentOut(BaseModel):
     id: str
     name: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     created_at: str
     finished_at: str | None = None
     base: dict[str, Any]
@@ -127,10 +131,12 @@ class ExperimentOut(BaseModel):
     trials: int
     jobs: list[ExperimentJob]
     table: list[TableRow]
+    progress: ExperimentProgress = Field(description="children ended, of all (as its event stream's `progress`)")
 
     @classmethod
-    def from_record(cls, exp: dict[str, Any]) -> ExperimentOut:
-        return cls(**{**exp, "created_at": iso(exp["created_at"]), "finished_at": iso(exp["finished_at"])})
+    def from_record(cls, exp: Experiment) -> ExperimentOut:
+        fields = exp.model_dump(exclude={"created_at", "finished_at"})
+        return cls(**fields, created_at=iso(exp.created_at), finished_at=iso(exp.finished_at))
 
 
 class ExperimentList(BaseModel):

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.settings import Settings
 from fpar_models.data.transforms import eval_view, prepare_flow, scale_shorter, scaled_side, uniform_indices
 from service.errors import field_error, problem_response
 
@@ -33,6 +34,11 @@ class Limits:
     pixels: int = 16_000_000     # per image or video frame
     aspect: float = 8.0          # longer side / shorter side: scaling the shorter side of a strip is the bomb
     decoded_bytes: int = 1 << 30  # all the images of one request, decoded
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits FPAR_MAX_IMAGE_PIXELS, FPAR_MAX_ASPECT and FPAR_MAX_DECODE_MB set."""
+        return cls(settings.max_image_pixels, settings.max_aspect, int(settings.max_decode_mb * (1 << 20)))
 
 
 def _part(field: str, index: int | None, name: str | None = None) -> str:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from service.arrays import pack, unpack
+from core.frames import pack, unpack
 
 
 def test_frames_round_trip_without_pickle():

@@ -10,7 +10,6 @@ from fpar_models.experiment import (
     format_number,
     render,
     set_path,
-    status,
     summarize,
 )
 
@@ -69,10 +68,8 @@ def test_limits_and_a_bad_base():
 
 def test_the_table_is_mean_and_sample_std_of_the_succeeded_trials():
     a, b = {"lr": 1e-4}, {"lr": 2e-4}
-    jobs = [{"point": a, "status": "succeeded", "best_val_acc": 0.5}, {"point": a, "status": "succeeded", "best_val_acc": 0.7},
-            {"point": a, "status": "failed", "best_val_acc": None}, {"point": b, "status": "succeeded", "best_val_acc": 0.55},
-            {"point": b, "status": "running", "best_val_acc": None}]
-    first, second = summarize(jobs)
+    trials = [(a, 0.5), (a, 0.7), (a, None), (b, 0.55), (b, None)]  # None: failed, or not ended
+    first, second = summarize(trials)
     assert first["trials"] == 2 and first["mean"] == pytest.approx(0.6)
     assert first["std"] == pytest.approx(statistics.stdev([0.5, 0.7])) and (first["min"], first["max"]) == (0.5, 0.7)
     assert second["trials"] == 1 and second["std"] == 0 and first["best"] and not second["best"]
@@ -80,14 +77,6 @@ def test_the_table_is_mean_and_sample_std_of_the_succeeded_trials():
     assert "| lr | trials | mean | std |" in md and "| 1e-4 | 2 | **60.00** | 14.14 |" in md
     csv = render([first, second], ["lr"], "csv").splitlines()
     assert csv[0] == "lr,trials,mean,std" and csv[2].startswith("2e-4,1,0.55,0.0")
-
-
-def test_status_follows_the_children():
-    assert status(["queued", "queued"], False) == "queued"
-    assert status(["succeeded", "running"], False) == "running"
-    assert status(["succeeded", "failed"], False) == "succeeded"
-    assert status(["failed", "failed"], False) == "failed"
-    assert status(["succeeded", "cancelled"], True) == "cancelled"
 
 
 def test_numbers_as_the_reports_write_them():
@@ -103,7 +92,7 @@ def test_points_list_rows_that_are_not_a_product_and_cross_the_grid():
         {"stages.1.lr": 1e-4, "model.heads.0.alpha": 1e-2, "frames": 7}, {"stages.1.lr": 1e-4, "model.heads.0.alpha": 1e-2, "frames": 16},
         {"stages.1.lr": 3e-4, "frames": 7}, {"stages.1.lr": 3e-4, "frames": 16}]
     assert children[2].config.model.heads[0].alpha == 0.5  # the base's where a point says nothing
-    table = summarize([{"point": c.point, "status": "succeeded", "best_val_acc": 0.5} for c in children])
+    table = summarize([(c.point, 0.5) for c in children])
     assert render(table, request.columns, "csv").splitlines()[3] == "3e-4,,7,1,0.5,0.0"
     with pytest.raises(GridError) as info:
         expand(ExperimentRequest(name="x", base=BASE, points=[{"stages.1.lr": 0}]), 200)

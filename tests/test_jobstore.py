@@ -6,29 +6,35 @@ import time
 import pytest
 import redis
 
+from core.store import Stores, keys
+from core.store.experiments import experiment_status as status
 from service.idempotency import claim as idem_claim
 from service.idempotency import fingerprint
-from service.jobs import JobStore
 
 
 @pytest.fixture
-def store(redis_url):
+def stores(redis_url):
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    return JobStore(client, predict_ttl_s=60)
+    return Stores.over(client, predict_ttl_s=60)
+
+
+@pytest.fixture
+def store(stores):
+    return stores.jobs
 
 
 def test_a_job_goes_forward_only(store):
     job = store.create("train", {"x": 1})
-    assert store.get(job)["status"] == "queued"
+    assert store.get(job).status == "queued"
     assert store.claim(job, "w1", heartbeat_timeout_s=30) == "ok"
     assert store.finish(job, "succeeded", result={"model": "m"}) == "ok"
     assert store.finish(job, "failed") == "succeeded"  # a second terminal state is refused
     assert store.transition(job, "running", ("queued",)) == "succeeded"
     assert store.claim(job, "w2", heartbeat_timeout_s=30) == "succeeded"
     record = store.get(job)
-    assert record["status"] == "succeeded" and record["result"] == {"model": "m"} and record["attempts"] == "1"
-    assert store.list(kind="train", status="succeeded", limit=10)[0][0]["id"] == job
+    assert record.status == "succeeded" and record.result == {"model": "m"} and record.attempts == 1
+    assert store.list(kind="train", status="succeeded", limit=10)[0][0].id == job
     assert store.list(kind="train", status="running", limit=10)[0] == []
 
 
@@ -36,9 +42,9 @@ def test_claims_take_queued_or_abandoned_jobs_only(store):
     job = store.create("train", {})
     assert store.claim(job, "w1", heartbeat_timeout_s=30) == "ok"
     assert store.claim(job, "w2", heartbeat_timeout_s=30) == "running"  # alive elsewhere: hands off
-    store.r.hset(f"fpar:job:{job}", "heartbeat", time.time() - 60)
+    store.r.hset(keys.job(job).record, "heartbeat", time.time() - 60)
     assert store.claim(job, "w2", heartbeat_timeout_s=30) == "ok"  # its worker went silent
-    assert store.get(job)["attempts"] == "2" and store.get(job)["worker"] == "w2"
+    assert store.get(job).attempts == 2 and store.get(job).worker == "w2"
     assert store.claim("tr_missing", "w1", heartbeat_timeout_s=30) == "missing"
 
 
@@ -46,27 +52,27 @@ def test_reaper_sends_a_dead_workers_job_again_then_fails_it_and_honours_cancel(
     job = store.create("train", {})
     store.claim(job, "w1", heartbeat_timeout_s=30)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "alive"
-    store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
+    store.r.hset(keys.job(job).record, "heartbeat", 0)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "requeued"
-    assert store.get(job)["status"] == "running"  # never backwards: released for the next worker
+    assert store.get(job).status == "running"  # never backwards: released for the next worker
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "released"  # its task is sent once
     assert store.claim(job, "w2", heartbeat_timeout_s=30) == "ok"
-    assert store.get(job)["released"] == "0" and store.get(job)["attempts"] == "2"
-    store.r.hset(f"fpar:job:{job}", "heartbeat", 0)
+    assert store.get(job).released is False and store.get(job).attempts == 2
+    store.r.hset(keys.job(job).record, "heartbeat", 0)
     assert store.reap(job, heartbeat_timeout_s=30, max_attempts=2) == "failed"
-    assert store.get(job)["error"]["type"] == "worker_lost"
-    assert store.r.lrange(f"fpar:job:{job}:done", 0, -1) == [b"failed"]  # waiters wake up
+    assert store.get(job).error["type"] == "worker_lost"
+    assert store.r.lrange(keys.job(job).done, 0, -1) == [b"failed"]  # waiters wake up
 
     asked = store.create("train", {})
     store.claim(asked, "w1", heartbeat_timeout_s=30)
     assert store.cancel(asked) == "requested"
-    store.r.hset(f"fpar:job:{asked}", "heartbeat", 0)
+    store.r.hset(keys.job(asked).record, "heartbeat", 0)
     assert store.reap(asked, heartbeat_timeout_s=30, max_attempts=5) == "cancelled"
 
     for ask_before_reaper in (True, False):  # a cancel while no worker holds the job ends it at once
         held = store.create("train", {})
         store.claim(held, "w1", heartbeat_timeout_s=30)
-        store.r.hset(f"fpar:job:{held}", "heartbeat", 0)
+        store.r.hset(keys.job(held).record, "heartbeat", 0)
         if ask_before_reaper:  # asked, then its worker died before the next batch: the next claim ends it
             assert store.cancel(held) == "requested"
             assert store.claim(held, "w2", heartbeat_timeout_s=30) == "cancelled"
@@ -75,13 +81,13 @@ def test_reaper_sends_a_dead_workers_job_again_then_fails_it_and_honours_cancel(
             assert store.cancel(held) == "stopped"
             assert store.claim(held, "w2", heartbeat_timeout_s=30) == "cancelled"  # the task sent again finds it ended
         record = store.get(held)
-        assert record["status"] == "cancelled" and record["finished_at"] and record["attempts"] == "1"
-        assert store.r.lrange(f"fpar:job:{held}:done", 0, -1) == [b"cancelled"]
+        assert record.status == "cancelled" and record.finished_at and record.attempts == 1
+        assert store.r.lrange(keys.job(held).done, 0, -1) == [b"cancelled"]
 
 
 def test_cancel_outcomes(store):
     queued = store.create("train", {})
-    assert store.cancel(queued) == "stopped" and store.get(queued)["status"] == "cancelled"
+    assert store.cancel(queued) == "stopped" and store.get(queued).status == "cancelled"
     assert store.claim(queued, "w", heartbeat_timeout_s=30) == "cancelled"  # a cancelled job never starts
     running = store.create("train", {})
     store.claim(running, "w", heartbeat_timeout_s=30)
@@ -94,10 +100,10 @@ def test_listing_pages_newest_first_and_forgets_expired_jobs(store):
     ids = [store.create("predict", {"model": "m"}) for _ in range(5)]
     store.r.delete(f"fpar:job:{ids[2]}")  # as if its TTL ran out
     first, more = store.list(kind="predict", status=None, limit=2)
-    assert [j["id"] for j in first] == [ids[4], ids[3]] and more is not None
+    assert [j.id for j in first] == [ids[4], ids[3]] and more is not None
     second, end = store.list(kind="predict", status=None, limit=10, before=more)
-    assert [j["id"] for j in second] == [ids[1], ids[0]] and end is None
-    assert store.r.zscore("fpar:idx:all", ids[2]) is None
+    assert [j.id for j in second] == [ids[1], ids[0]] and end is None
+    assert store.r.zscore(keys.index("all"), ids[2]) is None
     assert store.r.ttl(f"fpar:job:{ids[0]}") > 0
 
 
@@ -105,12 +111,12 @@ def test_waiters_all_wake_and_the_token_expires(store):
     job = store.create("predict", {"model": "m"})
     store.claim(job, "w", heartbeat_timeout_s=30)
     store.finish(job, "succeeded", result={})
-    store.r.hset(f"fpar:job:{job}", "status", "running")  # force the blocking path
+    store.r.hset(keys.job(job).record, "status", "running")  # force the blocking path
     start = time.monotonic()
     store.wait_done(job, 5)
     store.wait_done(job, 5)  # a second waiter finds the token put back
     assert time.monotonic() - start < 1
-    assert 0 < store.r.ttl(f"fpar:job:{job}:done") <= 120
+    assert 0 < store.r.ttl(keys.job(job).done) <= 120
 
 
 def test_pending_predictions_are_taken_oldest_first(store):
@@ -121,11 +127,20 @@ def test_pending_predictions_are_taken_oldest_first(store):
     assert store.take_pending("m1", 5) == []
 
 
-def test_idempotency_key(store):
+def test_idempotency_key(stores):
     fp = fingerprint({"a": 1})
-    assert idem_claim(store, "train", "k1", fp, "tr_1", 60) is None
-    store.create("train", {}, job_id="tr_1")
-    assert idem_claim(store, "train", "k1", fp, "tr_2", 60) == "tr_1"
+    slots, jobs = stores.idempotency, stores.jobs
+    assert idem_claim(slots, jobs, "train", "k1", fp, "tr_1", 60) is None
+    jobs.create("train", {}, job_id="tr_1")
+    assert idem_claim(slots, jobs, "train", "k1", fp, "tr_2", 60) == "tr_1"
     with pytest.raises(Exception, match="different request"):
-        idem_claim(store, "train", "k1", fingerprint({"a": 2}), "tr_3", 60)
-    assert idem_claim(store, "train", None, fp, "tr_4", 60) is None
+        idem_claim(slots, jobs, "train", "k1", fingerprint({"a": 2}), "tr_3", 60)
+    assert idem_claim(slots, jobs, "train", None, fp, "tr_4", 60) is None
+
+
+def test_an_experiments_status_follows_its_children():
+    assert status(["queued", "queued"], False) == "queued"
+    assert status(["succeeded", "running"], False) == "running"
+    assert status(["succeeded", "failed"], False) == "succeeded"
+    assert status(["failed", "failed"], False) == "failed"
+    assert status(["succeeded", "cancelled"], True) == "cancelled"

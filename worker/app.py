@@ -4,10 +4,11 @@ the process that touches CUDA is never forked (and DataLoader workers may fork f
 
     celery -A worker.app worker --pool solo --queues train,predict -n gpu0@%h
 
-Besides its tasks every worker runs two threads: a heartbeat (GET /readyz looks for
-it) and the reaper, which sends again the jobs whose worker went silent (they stay
-`running` until the next worker claims them), or fails them after
-FPAR_MAX_ATTEMPTS runs.
+The app owns what its tasks share in the process (the stores, the task queue, the model
+cache), each made on first use; the tasks are registered by `include`. Besides its tasks
+every worker runs two threads: a heartbeat (GET /readyz looks for it) and the reaper,
+which sends again the jobs whose worker went silent (they stay `running` until the next
+worker claims them), or fails them after FPAR_MAX_ATTEMPTS runs.
 """
 from __future__ import annotations
 
@@ -16,30 +17,65 @@ import os
 import socket
 import threading
 import time
+from functools import cached_property
 
+from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from service.jobs import JobStore, kind_of
-from service.queue import TaskQueue, make_celery
-from service.settings import get_settings
+from core.settings import Settings, get_settings
+from core.store import Stores
+from core.store.records import WorkerRecord, kind_of
+from core.tasks import CELERY_CONFIG, TaskQueue
+from worker.model_cache import ModelCache
 
 log = logging.getLogger("fpar.worker")
-settings = get_settings()
-app = make_celery(settings.redis_url)
-store = JobStore.from_url(settings.redis_url, predict_ttl_s=settings.predict_ttl_s)
-requeue = TaskQueue(settings.redis_url)  # the reaper sends lost jobs' tasks again
-_stop = threading.Event()
-WORKER = {"name": f"{socket.gethostname()}:{os.getpid()}", "queues": []}
+TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers"]
 
 
-def _every(seconds: float, fn) -> None:
-    def loop():
-        while not _stop.wait(seconds):
-            try:
-                fn()
-            except Exception:  # Redis restarting, say: try again next round
-                log.warning("background %s failed", fn.__name__, exc_info=True)
-    threading.Thread(target=loop, name=fn.__name__, daemon=True).start()
+class WorkerApp(Celery):
+    def __init__(self, settings: Settings):
+        super().__init__("fpar", broker=settings.redis_url, include=TASK_MODULES)
+        self.conf.update(CELERY_CONFIG)
+        self.settings = settings
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"  # the worker's name once it is ready
+        self.queues: list[str] = []
+        self.stopping = threading.Event()
+
+    @cached_property
+    def stores(self) -> Stores:
+        return Stores.connect(self.settings.redis_url, predict_ttl_s=self.settings.predict_ttl_s)
+
+    @cached_property
+    def requeue(self) -> TaskQueue:
+        """The reaper sends lost jobs' tasks again."""
+        return TaskQueue(self.settings.redis_url)
+
+    @cached_property
+    def models(self) -> ModelCache:
+        return ModelCache(self.stores.models, self.settings)
+
+    def beat(self) -> None:
+        record = WorkerRecord(name=self.worker_name, queues=self.queues, pid=os.getpid(), seen=time.time(),
+                              rss_mb=rss_mb(), models=self.models.served())
+        self.stores.workers.alive(record)
+
+    def reap(self) -> None:
+        for job_id in self.stores.jobs.running_ids():
+            outcome = self.stores.jobs.reap(job_id, self.settings.heartbeat_timeout_s, self.settings.max_attempts)
+            if outcome == "requeued":
+                log.warning("job %s lost its worker: requeued", job_id)
+                self.requeue.send(kind_of(job_id), job_id)
+            elif outcome == "failed":
+                log.warning("job %s lost its worker too often: failed", job_id)
+
+    def every(self, seconds: float, fn) -> None:
+        def loop():
+            while not self.stopping.wait(seconds):
+                try:
+                    fn()
+                except Exception:  # Redis restarting, say: try again next round
+                    log.warning("background %s failed", fn.__name__, exc_info=True)
+        threading.Thread(target=loop, name=fn.__name__, daemon=True).start()
 
 
 def rss_mb() -> float:
@@ -48,55 +84,31 @@ def rss_mb() -> float:
     return round(kb / 1024, 1)
 
 
-def beat() -> None:
-    from worker.tasks import MODELS
-
-    store.worker_alive(WORKER["name"], {"name": WORKER["name"], "queues": WORKER["queues"],
-                                        "pid": os.getpid(), "seen": time.time(), "rss_mb": rss_mb(),
-                                        "models": MODELS.served()})
-
-
-def reap() -> None:
-    for job_id in store.running_ids():
-        outcome = store.reap(job_id, settings.heartbeat_timeout_s, settings.max_attempts)
-        if outcome == "requeued":
-            log.warning("job %s lost its worker: requeued", job_id)
-            requeue.send(kind_of(job_id), job_id)
-        elif outcome == "failed":
-            log.warning("job %s lost its worker too often: failed", job_id)
+app = WorkerApp(get_settings())
 
 
 @worker_ready.connect
 def _started(sender=None, **_) -> None:
     """Load and warm the newest models before announcing the worker: /readyz lists it
     only once its first prediction will be as fast as the rest."""
-    from worker.tasks import MODELS
-
-    WORKER["name"] = f"{sender.hostname}:{os.getpid()}" if sender is not None else WORKER["name"]
-    WORKER["queues"] = sorted(app.amqp.queues.consume_from or [])
-    runtime = MODELS.runtime
-    log.info("worker %s: queues %s, device %s, torch threads %d", WORKER["name"], WORKER["queues"],
-             runtime.device, torch_threads())
-    if "predict" in WORKER["queues"]:
-        MODELS.preload()
-    beat()
-    _every(5, beat)
-    _every(5, reap)
-
-
-def torch_threads() -> int:
     import torch
 
-    return torch.get_num_threads()
+    if sender is not None:
+        app.worker_name = f"{sender.hostname}:{os.getpid()}"
+    app.queues = sorted(app.amqp.queues.consume_from or [])
+    log.info("worker %s: queues %s, device %s, torch threads %d", app.worker_name, app.queues,
+             app.models.compute.device, torch.get_num_threads())
+    if "predict" in app.queues:
+        app.models.preload()
+    app.beat()
+    app.every(5, app.beat)
+    app.every(5, app.reap)
 
 
 @worker_shutdown.connect
 def _stopping(**_) -> None:
-    _stop.set()
+    app.stopping.set()
     try:  # leave /readyz at once rather than when the heartbeat expires
-        store.worker_gone(WORKER["name"])
+        app.stores.workers.gone(app.worker_name)
     except Exception:
         log.warning("could not withdraw the heartbeat", exc_info=True)
-
-
-import worker.tasks  # noqa: E402,F401  (registers the tasks)

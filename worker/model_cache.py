@@ -5,59 +5,62 @@ import logging
 import threading
 from collections import OrderedDict
 
-from fpar_models.config import TrainConfig
-from fpar_models.inference import Predictor
-from fpar_models.precision import CALIBRATION_CLIPS, EVAL_CLIPS
-from fpar_models.runtime import Runtime
-from fpar_models.serving import dataset_clips, sample_inputs
-from service.jobs import JobStore
-from service.settings import Settings
+from core.settings import Settings
+from core.store.models import ModelRegistry
+from core.store.records import ModelRecord
+from fpar_models.compute import Compute
+from fpar_models.serving import Predictor
+from fpar_models.serving.graph import dataset_clips, sample_inputs
+from fpar_models.serving.precision import CALIBRATION_CLIPS, EVAL_CLIPS
 
 log = logging.getLogger("fpar.worker")
 
 
 class ModelCache:
-    def __init__(self, store: JobStore, settings: Settings, runtime: Runtime | None = None):
-        self.store, self.settings = store, settings
-        self._runtime = runtime
+    def __init__(self, models: ModelRegistry, settings: Settings, compute: Compute | None = None):
+        self.registry, self.settings = models, settings
+        self._compute = compute
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None:  # created in the process that runs models, never before a fork
-            self._runtime = Runtime.detect()
-        return self._runtime
+    def compute(self) -> Compute:
+        if self._compute is None:  # created in the process that runs models, never before a fork
+            self._compute = Compute.detect()
+        return self._compute
 
     def get(self, model_id: str) -> Predictor:
         with self._lock:
-            meta = self.store.get_model(model_id)  # read each time: its owner may change its precision
-            precision = (meta or {}).get("inference_precision", "fp32")
+            model = self.registry.get(model_id)  # read each time: its owner may change its precision
+            precision = model.inference_precision if model else "fp32"
             if model_id in self._models and self._models[model_id].precision == precision:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
-            if meta is None:
+            if model is None:
                 raise KeyError(f"model '{model_id}' is not registered")
-            cfg = TrainConfig.model_validate(meta["config"])
-            data, classes = self.settings.data_dir, meta["classes"]
-            reduced = {}
-            if precision != "fp32":  # decoded only when needed: cost on validation, int8 calibration on training
-                def calibration():
-                    training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
-                    return training[0] if training else None
-
-                reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
-                           "calibration": calibration}
-            predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
-                                  inference=self.settings.inference, samples=sample_inputs(cfg, classes, data),
-                                  precision=precision, **reduced)
-            log.info("model %s served by %s%s", model_id, predictor.choice.backend,
-                     f" ({predictor.choice.reason})" if predictor.choice.reason else "")
+            predictor = self._load(model)
             self._models[model_id] = predictor
             while len(self._models) > self.settings.model_cache:
                 evicted, _ = self._models.popitem(last=False)
                 log.info("model %s evicted from the cache", evicted)
             return predictor
+
+    def _load(self, model: ModelRecord) -> Predictor:
+        cfg, classes, data = model.config, model.classes, self.settings.data_dir
+        reduced = {}
+        if model.inference_precision != "fp32":  # decoded only when needed: cost on validation, int8 calibration
+            def calibration():
+                training = dataset_clips(cfg, classes, data, cfg.train_users, CALIBRATION_CLIPS)
+                return training[0] if training else None
+
+            reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
+                       "calibration": calibration}
+        predictor = Predictor(self.settings.model_dir / model.path, self.compute, inference=self.settings.inference,
+                              samples=sample_inputs(cfg, classes, data), precision=model.inference_precision,
+                              **reduced)
+        log.info("model %s served by %s%s", model.id, predictor.choice.backend,
+                 f" ({predictor.choice.reason})" if predictor.choice.reason else "")
+        return predictor
 
     def served(self) -> dict[str, dict]:
         """Each loaded model's runtime and how it was chosen (the heartbeat carries it; no
@@ -67,8 +70,8 @@ class ModelCache:
     def preload(self) -> None:
         """Load the newest models at start, and run each once, so the first request is
         not the slow one (kernels are chosen and buffers allocated on a first pass)."""
-        for meta in reversed(self.store.models(limit=self.settings.model_cache)):
+        for model in reversed(self.registry.newest(limit=self.settings.model_cache)):
             try:
-                self.get(meta["id"]).warm_up()
+                self.get(model.id).warm_up()
             except Exception:
-                log.warning("could not preload model %s", meta["id"], exc_info=True)
+                log.warning("could not preload model %s", model.id, exc_info=True)

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import redis
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import StoreDep
-from service.errors import Problem
+from service.checks import ready_workers
+from service.deps import WorkersDep
 
 router = APIRouter(tags=["health"])
 secured = APIRouter(tags=["health"])  # needs the API key when keys are configured
@@ -17,16 +16,8 @@ def healthz() -> dict:
 
 
 @router.get("/readyz", summary="Readiness: Redis reachable and a worker alive")
-def readyz(store: StoreDep) -> dict:
-    try:
-        store.r.ping()
-        workers = store.workers()
-    except redis.RedisError:
-        raise Problem(503, "Redis is not reachable", kind="unavailable", headers={"Retry-After": "5"}) from None
-    if not workers:
-        raise Problem(503, "no worker has sent a heartbeat in the last 15 s", kind="not-ready",
-                      headers={"Retry-After": "5"})
-    return {"status": "ready", "workers": workers}
+def readyz(workers: WorkersDep) -> dict:
+    return {"status": "ready", "workers": [w.model_dump() for w in ready_workers(workers)]}
 
 
 @secured.get("/metrics", summary="Prometheus metrics", response_class=Response)

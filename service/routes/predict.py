@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
+from core.store.models import ModelRegistry
+from core.store.records import TERMINAL, JobKind, ModelRecord, PredictOptions, new_id
 from service import idempotency, uploads
-from service.arrays import pack
-from service.deps import QueueDep, SettingsDep, StoreDep
+from service.deps import IdempotencyDep, JobsDep, ModelsDep, QueueDep, SettingsDep, unknown_model
 from service.errors import Problem, field_error
-from service.jobs import TERMINAL, new_id
-from service.routes.common import check_queue_room, job_response
 from service.schemas import JobOut
+from service.submit import accepted, enqueue_prediction
 
 router = APIRouter(tags=["jobs"])
 Named = list[tuple[str | None, bytes]]
@@ -20,7 +20,8 @@ INPUT_NAMES = {"rgb": "frames", "flow": "flow images (flow_x, flow_y)"}
 @router.post("/predict", status_code=202, response_model=JobOut,
              responses={200: {"model": JobOut, "description": "the job finished within `wait`"}},
              summary="Queue a prediction on frames (images in temporal order) or one video")
-def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: QueueDep,
+def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: IdempotencyDep,
+            queue: QueueDep,
             frames: Annotated[list[UploadFile] | None, File(description="PNG/JPEG frames, in temporal order")] = None,
             video: Annotated[UploadFile | None, File(description="one video file")] = None,
             flow_x: Annotated[list[UploadFile] | None, File(description="flow models: x-flow images")] = None,
@@ -35,57 +36,50 @@ def predict(response: Response, settings: SettingsDep, store: StoreDep, queue: Q
         raise field_error(["wait"], f"at most {settings.max_wait_s:g} seconds")
     carried = {"rgb"} if frames or video else set()
     carried |= {"flow"} if flow_x or flow_y else set()
-    meta = store.get_model(model) if model else default_model(store, carried)
+    meta = models.get(model) if model else default_model(models, carried)
     if meta is None:
-        raise Problem(404, f"model '{model}' not found" if model else "no trained model yet: POST /train first",
-                      kind="unknown-model", errors=[{"loc": ["model"], "msg": "not found"}])
+        if model:
+            raise unknown_model(model, ["model"])
+        raise Problem(404, "no trained model yet: POST /train first", kind="unknown-model",
+                      errors=[{"loc": ["model"], "msg": "not found"}])
     for field, files in (("frames", frames), ("flow_x", flow_x), ("flow_y", flow_y)):
         if files and len(files) > settings.max_frames:
             raise field_error([field], f"{len(files)} files; at most {settings.max_frames} (FPAR_MAX_FRAMES)")
     uploaded = {"frames": _read(frames), "video": _read([video] if video else None),
                 "flow_x": _read(flow_x), "flow_y": _read(flow_y)}
-    arrays = prepare_inputs(meta, uploaded, explain, settings.max_frames, settings.upload_limits)
+    arrays = prepare_inputs(meta, uploaded, explain, settings.max_frames, uploads.Limits.of(settings))
 
-    job_id = new_id("predict")
-    options = {"model": meta["id"], "top_k": top_k, "explain": explain}
-    fp = idempotency.fingerprint(options, *(d for files in uploaded.values() for _, d in files))
-    prior = idempotency.claim(store, "predict", idempotency_key, fp, job_id, settings.predict_ttl_s)
+    job_id = new_id(JobKind.predict)
+    options = PredictOptions(model=meta.id, top_k=top_k, explain=explain)
+    fp = idempotency.fingerprint(options.model_dump(exclude_none=True), *(d for files in uploaded.values()
+                                                                          for _, d in files))
+    prior = idempotency.claim(slots, jobs, JobKind.predict, idempotency_key, fp, job_id, settings.predict_ttl_s)
     if prior is None:
         try:
-            accepted = enqueue(store, queue, settings, job_id, options, arrays, response)
+            answer = enqueue_prediction(jobs, queue, settings, job_id, options, arrays, response)
         except Exception:
-            idempotency.release(store, "predict", idempotency_key)
+            idempotency.release(slots, JobKind.predict, idempotency_key)
             raise
         if wait <= 0:
-            return accepted
+            return answer
     job_id = prior or job_id
-    store.wait_done(job_id, wait)
-    job = job_response(store, job_id, response)
+    jobs.wait_done(job_id, wait)
+    job = accepted(jobs, job_id, response)
     if wait > 0 and job.status in TERMINAL:  # wait=0 is a promise to answer 202, however fast the worker
         response.status_code = 200
     return job
 
 
-def enqueue(store, queue, settings, job_id: str, options: dict, arrays: dict, response: Response | None) -> JobOut:
-    """Store the prepared inputs, write the job as queued, answer it as accepted, send it."""
-    check_queue_room(store, settings, "predict")
-    store.put_frames(job_id, pack(arrays))
-    store.create("predict", options, job_id=job_id)
-    accepted = job_response(store, job_id, response) if response is not None else None  # as accepted: queued
-    queue.send("predict", job_id)
-    return accepted
-
-
-def default_model(store, carried: set[str]) -> dict[str, Any] | None:
+def default_model(models: ModelRegistry, carried: set[str]) -> ModelRecord | None:
     """The newest model that takes what the request carries (frames -> an RGB model, frames
     and flow -> any), so a newly trained flow model does not capture frame-only requests."""
-    models = store.models()
-    if not models or not carried:
-        return models[0] if models else None
-    fitting = next((m for m in models if set(m["inputs"]) <= carried), None)
+    newest = models.newest()
+    if not newest or not carried:
+        return newest[0] if newest else None
+    fitting = next((m for m in newest if m.takes(carried)), None)
     if fitting is None:
         sent = " and ".join(INPUT_NAMES[i] for i in sorted(carried))
-        needed = " and ".join(INPUT_NAMES[i] for i in models[0]["inputs"])
+        needed = " and ".join(INPUT_NAMES[i] for i in newest[0].inputs)
         raise field_error(["model"], f"no trained model takes {sent} alone; the newest model needs {needed}: "
                           "send those, or name a model")
     return fitting
@@ -95,13 +89,13 @@ def _read(files: list[UploadFile] | None) -> Named:
     return [(f.filename, f.file.read()) for f in files or []]
 
 
-def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bool, max_frames: int,
+def prepare_inputs(meta: ModelRecord, uploaded: dict[str, Named], explain: bool, max_frames: int,
                    limits: uploads.Limits) -> dict:
     """The arrays the model takes, from what was uploaded; a 422 names what is missing or bad."""
-    inputs, t, size = meta["inputs"], meta["frames"], meta["image_size"]
+    t, size = meta.frames, meta.image_size
     frames, video = uploaded["frames"], uploaded["video"]
     arrays = {}
-    if "rgb" in inputs:
+    if "rgb" in meta.inputs:
         if frames and video:
             raise field_error(["video"], "send frames or a video, not both")
         if frames:
@@ -111,12 +105,11 @@ def prepare_inputs(meta: dict[str, Any], uploaded: dict[str, Named], explain: bo
         else:
             raise field_error(["frames"], "no frames: send one or more images as `frames`, or a `video`")
     elif explain:
-        raise field_error(["explain"], f"model '{meta['id']}' sees only optical flow: no CAM to show")
-    if "flow" in inputs:
+        raise field_error(["explain"], f"model '{meta.id}' sees only optical flow: no CAM to show")
+    if "flow" in meta.inputs:
         flow_x, flow_y = uploaded["flow_x"], uploaded["flow_y"]
         if not flow_x or not flow_y:
             raise field_error(["flow_x" if not flow_x else "flow_y"],
-                              f"model '{meta['id']}' needs flow images: send `flow_x` and `flow_y`")
-        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta["stack_size"], meta["eval_stacks"], size,
-                                                  limits)
+                              f"model '{meta.id}' needs flow images: send `flow_x` and `flow_y`")
+        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta.stack_size, meta.eval_stacks, size, limits)
     return arrays

@@ -51,12 +51,6 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * (1 << 20))
 
     @property
-    def upload_limits(self):
-        from service.uploads import Limits
-
-        return Limits(self.max_image_pixels, self.max_aspect, int(self.max_decode_mb * (1 << 20)))
-
-    @property
     def runs_dir(self) -> Path:
         return self.model_dir / "runs"
 

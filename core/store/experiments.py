@@ -1,0 +1,85 @@
+"""Experiments. An experiment's record holds what was asked for and its children's ids; its
+status, table and end time are derived from the children whenever it is read, so there
+is no second copy of any job state to fall out of step."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import redis
+
+from core.store import keys
+from core.store.records import (
+    TERMINAL,
+    ChildState,
+    Experiment,
+    ExperimentChild,
+    ExperimentProgress,
+    ExperimentRecord,
+    JobStatus,
+)
+from fpar_models.experiment import summarize
+
+
+def new_experiment_id() -> str:
+    return f"ex_{uuid.uuid4().hex[:16]}"
+
+
+def experiment_status(children: list[JobStatus], cancel_requested: bool) -> JobStatus:
+    """queued until a child starts; running until every child ended; then cancelled (if
+    asked), succeeded (at least one child did) or failed."""
+    if all(s == JobStatus.queued for s in children):
+        return JobStatus.cancelled if cancel_requested else JobStatus.queued
+    if not all(s in TERMINAL for s in children):
+        return JobStatus.running
+    if cancel_requested:
+        return JobStatus.cancelled
+    return JobStatus.succeeded if JobStatus.succeeded in children else JobStatus.failed
+
+
+class ExperimentStore:
+    def __init__(self, client: redis.Redis):
+        self.r = client
+
+    def create(self, record: ExperimentRecord) -> None:
+        pipe = self.r.pipeline()
+        fields = ExperimentRecord.hash_fields(**record.model_dump(mode="json"))
+        pipe.hset(keys.experiment(record.id), mapping=fields)
+        pipe.zadd(keys.EXPERIMENTS, {record.id: record.created_at})
+        pipe.execute()
+
+    def request_cancel(self, exp_id: str) -> None:
+        self.r.hset(keys.experiment(exp_id), "cancel", 1)
+
+    def get(self, exp_id: str) -> Experiment | None:
+        raw = self.r.hgetall(keys.experiment(exp_id))
+        if not raw:
+            return None
+        record = ExperimentRecord.from_hash(raw)
+        pipe = self.r.pipeline()
+        for child in record.children:
+            pipe.hmget(keys.job(child.id).record, "status", "result", "finished_at")
+        jobs = [_state(child, *fields) for child, fields in zip(record.children, pipe.execute())]
+        status = experiment_status([j.status for j in jobs], record.cancel)
+        ended = sum(j.status in TERMINAL for j in jobs)
+        finished = [j.finished_at for j in jobs if j.finished_at]
+        over = status in TERMINAL and ended == len(jobs)
+        table = summarize([(j.point, j.best_val_acc if j.status == JobStatus.succeeded else None) for j in jobs])
+        return Experiment(**record.model_dump(exclude={"children", "cancel"}), status=status, jobs=jobs,
+                          finished_at=max(finished) if over and finished else None, table=table,
+                          progress=ExperimentProgress(ended=ended, total=len(jobs)))
+
+    def list(self, limit: int, before: float | None = None) -> tuple[list[Experiment], float | None]:
+        """Newest first. Returns the page and the score to continue before (None at the end)."""
+        top = f"({before}" if before is not None else "+inf"
+        found = self.r.zrevrangebyscore(keys.EXPERIMENTS, top, "-inf", start=0, num=limit + 1, withscores=True)
+        page = [self.get(raw.decode()) for raw, _ in found[:limit]]
+        more = found[limit - 1][1] if len(found) > limit else None
+        return [e for e in page if e], more
+
+
+def _state(child: ExperimentChild, status: bytes | None, result: bytes | None, finished: bytes | None) -> ChildState:
+    """A child's state from its job's fields; a job that is gone counts as failed."""
+    return ChildState(**child.model_dump(), status=status.decode() if status else JobStatus.failed,
+                      best_val_acc=json.loads(result).get("best_val_acc") if result else None,
+                      finished_at=float(finished) if finished else None)

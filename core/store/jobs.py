@@ -1,0 +1,319 @@
+"""The job store: jobs, their metrics rows, their end tokens, a prediction's frames and the
+batcher's pending lists (key layout: core.store.keys).
+
+State changes run as Lua scripts, so they are atomic and only go forward:
+queued -> running -> succeeded | failed | cancelled. A running job whose worker stopped
+beating stays `running`: the reaper marks it `released` and sends its task again, and
+the next worker claims it (`attempts` counts the tries). Used by the gateway and the
+workers alike.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from core.store import keys, tokens
+from core.store.records import TERMINAL, JobKind, JobRecord, JobStatus, PredictOptions, kind_of, new_id
+
+DONE_TTL_S = 120  # end-of-job tokens only need to outlive the waiters
+
+# Every script's ARGV starts with the index prefix (keys.INDEX) and the job id. `move` moves
+# the job between the status indexes; it is prepended to every script that changes status.
+_MOVE = """
+local idx, id = ARGV[1], ARGV[2]
+local function move(key, from, to)
+  local kind = redis.call('HGET', key, 'kind')
+  local score = redis.call('HGET', key, 'score')
+  redis.call('ZREM', idx .. 'status:' .. from, id)
+  redis.call('ZREM', idx .. kind .. ':' .. from, id)
+  redis.call('ZADD', idx .. 'status:' .. to, score, id)
+  redis.call('ZADD', idx .. kind .. ':' .. to, score, id)
+  redis.call('HSET', key, 'status', to)
+end
+local function hset_pairs(key, first)
+  for i = first, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+end
+"""
+
+# ARGV: idx, id, to, allowed-from (space separated), field, value, ...
+_TRANSITION = _MOVE + """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 'missing' end
+for s in string.gmatch(ARGV[4], '%S+') do
+  if s == cur then move(KEYS[1], cur, ARGV[3]); hset_pairs(KEYS[1], 5); return 'ok' end
+end
+return cur
+"""
+
+# ARGV: idx, id, now, stale_before, worker. Takes a queued job, or a running one whose worker
+# died (released by the reaper, or not yet noticed); one asked to stop meanwhile ends cancelled.
+_CLAIM = _MOVE + """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 'missing' end
+if cur == 'queued' then
+  move(KEYS[1], 'queued', 'running')
+elseif not (cur == 'running' and tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0') < tonumber(ARGV[4])) then
+  return cur
+elseif redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  move(KEYS[1], 'running', 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+  return 'stopped'
+end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'heartbeat', ARGV[3], 'worker', ARGV[5], 'released', '0')
+if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[3]) end
+return 'ok'
+"""
+
+# ARGV: idx, id, now, stale_before, max_attempts, error-json. A running job whose worker went
+# silent is released to run again (its task is sent again, once), unless it was asked to stop
+# (then it is cancelled) or has used up its attempts (failed).
+_REAP = _MOVE + """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 'gone' end
+if tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0') >= tonumber(ARGV[4]) then return 'alive' end
+if redis.call('HGET', KEYS[1], 'released') == '1' then return 'released' end
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  move(KEYS[1], 'running', 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+  return 'cancelled'
+end
+if tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0') >= tonumber(ARGV[5]) then
+  move(KEYS[1], 'running', 'failed')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3], 'error', ARGV[6])
+  return 'failed'
+end
+redis.call('HSET', KEYS[1], 'released', '1')
+return 'requeued'
+"""
+
+# ARGV: idx, id, now. Queued jobs, and running ones no worker holds (released), end at once;
+# running ones are asked to stop.
+_CANCEL = _MOVE + """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 'missing' end
+if cur == 'queued' or (cur == 'running' and redis.call('HGET', KEYS[1], 'released') == '1') then
+  move(KEYS[1], cur, 'cancelled')
+  redis.call('HSET', KEYS[1], 'finished_at', ARGV[3])
+  return 'stopped'
+end
+if cur == 'running' then redis.call('HSET', KEYS[1], 'cancel', '1'); return 'requested' end
+return cur
+"""
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, *, predict_ttl_s: int = 3600):
+        self.r = client
+        self.predict_ttl = predict_ttl_s
+        self._transition = client.register_script(_TRANSITION)
+        self._claim = client.register_script(_CLAIM)
+        self._reap = client.register_script(_REAP)
+        self._cancel = client.register_script(_CANCEL)
+
+    def _run(self, script, job_id: str, *args: Any) -> str:
+        return script(keys=[keys.job(job_id).record], args=[keys.INDEX, job_id, *args]).decode()
+
+    # -- a job's life -------------------------------------------------------------------
+    def create(self, kind: JobKind, request: dict[str, Any], *, warnings: list[str] | None = None,
+               job_id: str | None = None, experiment: str | None = None) -> str:
+        """Write the job as `queued` and index it. Done before the task is sent, so a
+        worker (or a client polling) never meets an unknown id. `experiment` names the
+        experiment a training job belongs to."""
+        job_id = job_id or new_id(kind)
+        now = time.time()
+        key = keys.job(job_id).record
+        fields = JobRecord.hash_fields(id=job_id, kind=kind, status=JobStatus.queued, created_at=now, score=now,
+                                       attempts=0, cancel=False, request=request, warnings=warnings or [],
+                                       experiment=experiment)
+        pipe = self.r.pipeline()
+        pipe.hset(key, mapping=fields)
+        if kind == JobKind.predict:
+            pipe.expire(key, self.predict_ttl)
+            pending = keys.pending(request["model"])  # where a batching worker finds companions
+            pipe.rpush(pending, job_id)
+            pipe.expire(pending, self.predict_ttl)
+        for index in ("all", f"kind:{kind}", f"status:{JobStatus.queued}", f"{kind}:{JobStatus.queued}"):
+            pipe.zadd(keys.index(index), {job_id: now})
+        pipe.execute()
+        return job_id
+
+    def get(self, job_id: str, *, metrics: bool = True) -> JobRecord | None:
+        raw = self.r.hgetall(keys.job(job_id).record)
+        if not raw or b"status" not in raw:
+            return None
+        rows = None
+        if metrics and raw.get(b"kind") == JobKind.train.encode():
+            rows = [json.loads(row) for row in self.r.lrange(keys.job(job_id).metrics, 0, -1)]
+        return JobRecord.from_hash(raw, metrics=rows)
+
+    def transition(self, job_id: str, to: JobStatus, allowed_from: tuple[JobStatus, ...], **fields: Any) -> str:
+        """Atomically move a job to `to` if it is in one of `allowed_from`. Returns 'ok',
+        'missing' or the job's current status."""
+        pairs = [item for pair in JobRecord.hash_fields(**fields).items() for item in pair]
+        return self._run(self._transition, job_id, to, " ".join(allowed_from), *pairs)
+
+    def claim(self, job_id: str, worker: str, heartbeat_timeout_s: float) -> str:
+        """'ok' (now ours), 'cancelled' (asked to stop while no worker held it), or why not."""
+        now = time.time()
+        outcome = self._run(self._claim, job_id, now, now - heartbeat_timeout_s, worker)
+        if outcome == "stopped":  # it ended here
+            self._ended(job_id, JobStatus.cancelled)
+            return JobStatus.cancelled
+        return outcome
+
+    def heartbeat(self, job_id: str) -> None:
+        self.r.hset(keys.job(job_id).record, "heartbeat", time.time())
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        self.r.hset(keys.job(job_id).record, mapping=JobRecord.hash_fields(progress=progress, heartbeat=time.time()))
+
+    def cancel(self, job_id: str) -> str:
+        """'stopped' (ended at once: queued, or released by the reaper), 'requested' (running),
+        'missing', or the terminal status."""
+        outcome = self._run(self._cancel, job_id, time.time())
+        if outcome == "stopped":
+            self._ended(job_id, JobStatus.cancelled)
+        return outcome
+
+    def cancels_requested(self, *job_ids: str) -> set[str]:
+        """Those of the jobs asked to stop, in one round trip."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id).record, "cancel")
+        return {job_id for job_id, flag in zip(job_ids, pipe.execute()) if flag == b"1"}
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.cancels_requested(job_id))
+
+    def finish(self, job_id: str, status: JobStatus, *, result: dict | None = None, error: dict | None = None,
+               batch_size: int | None = None) -> str:
+        outcome = self.transition(job_id, status, (JobStatus.running,), finished_at=time.time(), result=result,
+                                  error=error, batch_size=batch_size)
+        self._ended(job_id, status)
+        return outcome
+
+    def reap(self, job_id: str, heartbeat_timeout_s: float, max_attempts: int) -> str:
+        now = time.time()
+        error = json.dumps({"type": "worker_lost", "message": f"the worker running this job stopped "
+                            f"{max_attempts} times (killed, out of memory, or crashed); not retrying"})
+        outcome = self._run(self._reap, job_id, now, now - heartbeat_timeout_s, max_attempts, error)
+        if outcome in TERMINAL:
+            self._ended(job_id, JobStatus(outcome))
+        return outcome
+
+    def _ended(self, job_id: str, status: JobStatus) -> None:
+        """Wake the job's waiters; a prediction's record starts to expire, its frames go."""
+        job, pipe = keys.job(job_id), self.r.pipeline()
+        tokens.push(pipe, job.done, status, DONE_TTL_S)
+        if kind_of(job_id) == JobKind.predict:
+            pipe.expire(job.record, self.predict_ttl)
+            pipe.delete(job.frames)
+        pipe.execute()
+
+    def wait_done(self, job_id: str, timeout_s: float) -> None:
+        """Block until the job ends or the timeout passes. The end token is put back
+        after reading, so every waiter (a retried request, say) wakes up too."""
+        if timeout_s <= 0 or (self.r.hget(keys.job(job_id).record, "status") or b"").decode() in TERMINAL:
+            return
+        tokens.wait(self.r, keys.job(job_id).done, timeout_s, DONE_TTL_S)
+
+    # -- metrics rows ---------------------------------------------------------------------
+    def add_metrics(self, job_id: str, row: dict[str, Any]) -> None:
+        self.r.rpush(keys.job(job_id).metrics, json.dumps(row))
+
+    def metrics_since(self, job_id: str, first: int) -> list[dict[str, Any]]:
+        return [json.loads(row) for row in self.r.lrange(keys.job(job_id).metrics, first, -1)]
+
+    def reset_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> None:
+        """A resumed run restarts from its checkpoint's history: make the job agree."""
+        pipe, key = self.r.pipeline(), keys.job(job_id).metrics
+        pipe.delete(key)
+        if rows:
+            pipe.rpush(key, *(json.dumps(r) for r in rows))
+        pipe.execute()
+
+    # -- reading many -----------------------------------------------------------------------
+    def list(self, *, kind: JobKind | None, status: JobStatus | None, limit: int, before: float | None = None
+             ) -> tuple[list[JobRecord], float | None]:
+        """Newest first. Returns the page and the score to continue before (None at the end)."""
+        key = keys.job_index(kind, status)
+        top = f"({before}" if before is not None else "+inf"
+        jobs, expired = [], []
+        while len(jobs) < limit:
+            ids = self.r.zrevrangebyscore(key, top, "-inf", start=0, num=limit - len(jobs), withscores=True)
+            if not ids:
+                return jobs, None
+            for raw_id, score in ids:
+                job = self.get(raw_id.decode(), metrics=False)
+                (jobs.append(job) if job else expired.append(raw_id))
+                top = f"({score}"
+            if expired:  # predict jobs expire; drop their index entries as we meet them
+                self._forget(expired)
+                expired = []
+        more = self.r.zcount(key, "-inf", top) > 0
+        return jobs, (float(top[1:]) if more else None)
+
+    def requests(self, *job_ids: str) -> list[dict[str, Any] | None]:
+        """The `request` field of several jobs, in one round trip."""
+        pipe = self.r.pipeline()
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id).record, "request")
+        return [json.loads(raw) if raw else None for raw in pipe.execute()]
+
+    def predict_options(self, *job_ids: str) -> list[PredictOptions | None]:
+        return [PredictOptions.model_validate(r) if r is not None else None for r in self.requests(*job_ids)]
+
+    def active_requests(self) -> list[tuple[str, dict[str, Any]]]:
+        """(id, request) of every queued or running job."""
+        ids = [i.decode() for s in (JobStatus.queued, JobStatus.running)
+               for i in self.r.zrange(keys.index(f"status:{s}"), 0, -1)]
+        return [(i, r) for i, r in zip(ids, self.requests(*ids)) if r is not None]
+
+    def running_ids(self) -> list[str]:
+        return [i.decode() for i in self.r.zrange(keys.index(f"status:{JobStatus.running}"), 0, -1)]
+
+    def queued_count(self, kind: JobKind) -> int:
+        return self.r.zcard(keys.job_index(kind, JobStatus.queued))
+
+    def counts(self) -> dict[tuple[JobKind, JobStatus], int]:
+        pipe = self.r.pipeline()
+        pairs = [(k, s) for k in JobKind for s in JobStatus]
+        for k, s in pairs:
+            pipe.zcard(keys.job_index(k, s))
+        return dict(zip(pairs, pipe.execute()))
+
+    # -- forgetting ---------------------------------------------------------------------------
+    def delete(self, job_id: str) -> str:
+        """Remove an ended job, its metrics and its index entries: 'deleted', 'missing', or
+        the status of a job that has not ended (not deleted)."""
+        status = self.r.hget(keys.job(job_id).record, "status")
+        if status is None:
+            return "missing"
+        if status.decode() not in TERMINAL:
+            return status.decode()
+        self.r.delete(*keys.job(job_id))  # the record, its rows, its token, its frames
+        self._forget([job_id.encode()])
+        return "deleted"
+
+    def _forget(self, ids: list[bytes]) -> None:
+        pipe = self.r.pipeline()
+        for kind in (None, *JobKind):
+            for status in (None, *JobStatus):
+                pipe.zrem(keys.job_index(kind, status), *ids)
+        pipe.execute()
+
+    # -- a prediction's inputs and the batcher ------------------------------------------------
+    def put_frames(self, job_id: str, data: bytes) -> None:
+        self.r.set(keys.job(job_id).frames, data, ex=self.predict_ttl)
+
+    def get_frames(self, *job_ids: str) -> list[bytes | None]:
+        return self.r.mget([keys.job(i).frames for i in job_ids])
+
+    def take_pending(self, model_id: str, count: int) -> list[str]:
+        """Up to `count` ids of predict jobs for this model, oldest first (some may have
+        been run already by their own task: claiming them tells)."""
+        ids = self.r.lpop(keys.pending(model_id), count) if count > 0 else None
+        return [i.decode() for i in ids or []]

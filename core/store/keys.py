@@ -1,0 +1,93 @@
+"""The key map: every key fpar-serve keeps in Redis is built here, and nowhere else.
+
+    fpar:job:{id}              hash    a job (records.JobRecord)
+    fpar:job:{id}:metrics      list    one JSON row per epoch, appended as the trainer reports them
+    fpar:job:{id}:done         list    a token pushed when the job ends (waiters BLPOP it; expires)
+    fpar:frames:{id}           string  a predict job's prepared frames (core.frames; expires)
+    fpar:pending:{model}       list    predict job ids waiting for that model, for the batcher
+    fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
+    fpar:model:{id}            string  a registered model (records.ModelRecord, JSON)
+    fpar:idx:models            zset    model ids by creation time
+    fpar:exp:{id}              hash    an experiment (records.ExperimentRecord)
+    fpar:idx:experiments       zset    experiment ids by creation time
+    fpar:worker:{name}         string  a live worker's heartbeat (records.WorkerRecord; expires)
+    fpar:answer:{key}          hash    a worker's answer to the gateway (records.Answer; expires)
+    fpar:answer:{key}:run      string  set while a worker computes it (one at a time)
+    fpar:answer:{key}:done     list    a token pushed when the answer is in
+    fpar:idem:{kind}:{key}     string  an Idempotency-Key's first job (records.IdempotencySlot)
+    train, predict             lists   Celery's queues (kombu's keys, named by the queue)
+
+The status-changing Lua scripts (core.store.jobs) take INDEX as an argument and build the
+status index names from it, so this module is still the only one that spells a key.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+PREFIX = "fpar:"
+INDEX = f"{PREFIX}idx:"
+
+
+class JobKeys(NamedTuple):
+    record: str   # the JobRecord hash
+    metrics: str  # its epoch rows
+    done: str     # its end token
+    frames: str   # a prediction's inputs
+
+
+def job(job_id: str) -> JobKeys:
+    record = f"{PREFIX}job:{job_id}"
+    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}")
+
+
+def index(name: str) -> str:
+    """A job index: 'all', 'kind:{kind}', 'status:{status}' or '{kind}:{status}'."""
+    return f"{INDEX}{name}"
+
+
+def job_index(kind: str | None, status: str | None) -> str:
+    """The index listing jobs of this kind and status (either may be None: any)."""
+    if kind and status:
+        return index(f"{kind}:{status}")
+    return index(f"kind:{kind}" if kind else f"status:{status}" if status else "all")
+
+
+def pending(model_id: str) -> str:
+    """The predictions waiting for a model, for the batcher."""
+    return f"{PREFIX}pending:{model_id}"
+
+
+def model(model_id: str) -> str:
+    return f"{PREFIX}model:{model_id}"
+
+
+MODELS = index("models")
+
+
+def experiment(exp_id: str) -> str:
+    return f"{PREFIX}exp:{exp_id}"
+
+
+EXPERIMENTS = index("experiments")
+
+
+def worker(name: str) -> str:
+    return f"{PREFIX}worker:{name}"
+
+
+WORKERS = worker("*")  # a SCAN pattern
+
+
+class AnswerKeys(NamedTuple):
+    record: str  # the Answer hash
+    run: str     # set while a worker computes it
+    done: str    # its end token
+
+
+def answer(key: str) -> AnswerKeys:
+    record = f"{PREFIX}answer:{key}"
+    return AnswerKeys(record, f"{record}:run", f"{record}:done")
+
+
+def idempotency(kind: str, key: str) -> str:
+    return f"{PREFIX}idem:{kind}:{key}"

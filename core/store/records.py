@@ -1,0 +1,235 @@
+"""What Redis holds, as typed records: a job, a registered model, an experiment, a worker's
+heartbeat, a worker's answer to the gateway, an idempotency slot. Every module that reads
+or writes one of them goes through these classes, so a field is spelled in one place.
+
+A job's `status` is one `JobStatus`; `TERMINAL` are the states a job never leaves. The
+gateway publishes both in its OpenAPI document (`components.schemas.JobStatus`, its
+`x-terminal` list), which is where the dashboard reads them; the CLI imports them.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fpar_models.config import TrainConfig
+
+
+class JobStatus(StrEnum):
+    """queued -> running -> succeeded | failed | cancelled; never backwards."""
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+
+class JobKind(StrEnum):
+    """A job's kind is also the queue its task goes to."""
+    train = "train"
+    predict = "predict"
+
+
+def new_id(kind: str) -> str:
+    return f"{kind[:2]}_{uuid.uuid4().hex[:16]}"
+
+
+def kind_of(job_id: str) -> JobKind:
+    """A job id names its kind (`tr_...`, `pr_...`): see new_id."""
+    return next(k for k in JobKind if job_id.startswith(f"{k[:2]}_"))
+
+
+def model_id_of(job_id: str) -> str:
+    """The model a training job registers (`tr_x` -> `m_x`)."""
+    return f"m_{job_id[3:]}"
+
+
+class _Hash(BaseModel):
+    """A record kept as a Redis hash: plain fields as text, structured ones as JSON."""
+    model_config = ConfigDict(extra="ignore")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes], **extra: Any):
+        fields: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+        for name in cls.JSON_FIELDS:
+            fields[name] = json.loads(fields[name]) if fields.get(name) else None
+        return cls.model_validate({**{k: v for k, v in fields.items() if v not in (None, "")}, **extra})
+
+    @classmethod
+    def hash_fields(cls, **fields: Any) -> dict[str, str | int | float]:
+        """Values as Redis stores them: JSON for the structured fields, 0/1 for flags; None left out."""
+        out: dict[str, str | int | float] = {}
+        for name, value in fields.items():
+            if value is None:
+                continue  # absent: a field is only ever set, never cleared
+            out[name] = json.dumps(value) if name in cls.JSON_FIELDS else int(value) if isinstance(value, bool) \
+                else value
+        return out
+
+
+class JobRecord(_Hash):
+    """`fpar:job:{id}`: written field by field (the Lua scripts, heartbeats, progress) and
+    read whole. `metrics` are the rows of `fpar:job:{id}:metrics` (train jobs)."""
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "progress", "result", "error", "warnings")
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, or PredictOptions")
+    experiment: str | None = Field(None, description="the experiment a training job is a run of")
+    warnings: list[str] = Field(default_factory=list)
+    # when, and who runs it
+    created_at: float
+    started_at: float | None = Field(None, description="when a worker first claimed it")
+    finished_at: float | None = None
+    attempts: int = Field(0, description="claims so far: more than one when a worker died under it")
+    worker: str | None = Field(None, description="the worker that claimed it last")
+    heartbeat: float | None = Field(None, description="refreshed while it runs; a silent job is reaped")
+    cancel: bool = Field(False, description="asked to stop: its worker ends it at the next batch")
+    released: bool = Field(False, description="its worker died; its task was sent again")
+    # what it did
+    progress: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] | None = Field(None, description="train jobs: one row per epoch")
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = Field(None, description="why it failed: {type, message}")
+    batch_size: int | None = Field(None, description="predictions: how many ran in its forward pass")
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def awaiting_worker(self) -> bool:
+        return self.status == JobStatus.running and self.released
+
+
+class PredictOptions(BaseModel):
+    """A prediction's request: the model it runs on and what it asks for. Its inputs travel
+    separately (`fpar:frames:{id}`, core.frames)."""
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    top_k: int
+    explain: bool = False
+    protocol: Literal["v2"] | None = None  # asked through the Open Inference Protocol
+
+
+class ModelRecord(BaseModel):
+    """`fpar:model:{id}`: a trained model in the registry, as its training registered it."""
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    arch: str
+    preset: str | None
+    classes: list[str]
+    best_val_acc: float
+    test_acc: float | None = None
+    job_id: str
+    created_at: float
+    frames: int
+    image_size: int
+    stack_size: int
+    eval_stacks: int
+    inputs: list[Literal["rgb", "flow"]]
+    path: str = Field(description="its checkpoint, relative to the model store")
+    config: TrainConfig
+    inference_precision: Literal["fp32", "bf16", "int8"] = "fp32"
+
+    def takes(self, carried: set[str]) -> bool:
+        """Whether a request carrying these inputs ('rgb', 'flow') is enough for the model."""
+        return set(self.inputs) <= carried
+
+
+class ExperimentChild(BaseModel):
+    """One training job of an experiment: the grid point and trial it runs."""
+    id: str
+    point: dict[str, Any]
+    trial: int
+    seed: int
+
+
+class ExperimentRecord(_Hash):
+    """`fpar:exp:{id}`: what was asked for and the children's ids. Their states are not
+    copied here: an experiment is read together with its children (Experiment)."""
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("base", "grid", "points", "children")
+
+    id: str
+    name: str
+    created_at: float
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    points: list[dict[str, Any]] = Field(default_factory=list)
+    trials: int
+    children: list[ExperimentChild]
+    cancel: bool = False
+
+
+class ChildState(ExperimentChild):
+    status: JobStatus
+    best_val_acc: float | None = None
+    finished_at: float | None = None
+
+
+class ExperimentProgress(BaseModel):
+    ended: int = Field(description="children that have ended (succeeded, failed or cancelled)")
+    total: int
+
+
+class Experiment(BaseModel):
+    """An experiment as read: its record, each child's state, and what follows from them
+    (status, end time, the table of mean and spread per grid point)."""
+    id: str
+    name: str
+    status: JobStatus
+    created_at: float
+    finished_at: float | None
+    base: dict[str, Any]
+    grid: dict[str, list[Any]]
+    points: list[dict[str, Any]]
+    trials: int
+    jobs: list[ChildState]
+    table: list[dict[str, Any]]
+    progress: ExperimentProgress
+
+    @property
+    def ended(self) -> bool:
+        """The experiment and every child have ended (a cancelled one waits for its children)."""
+        return self.status in TERMINAL and self.progress.ended == self.progress.total
+
+
+class WorkerRecord(BaseModel):
+    """`fpar:worker:{name}`: a live worker's heartbeat, and how it serves each model it holds."""
+    name: str
+    queues: list[str]
+    pid: int
+    seen: float
+    rss_mb: float
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Answer(_Hash):
+    """`fpar:answer:{key}`: a worker's answer to a gateway that asked for something only a
+    worker can compute (a confusion matrix, a picture, an export): a body, or an error."""
+    status: Literal["ok", "error"]
+    media: str | None = None
+    body: bytes | None = None
+    http: int | None = None
+    detail: str | None = None
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes], **extra: Any) -> Answer:
+        body = raw.get(b"body")  # bytes as stored: a PNG is not text
+        fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"body"}
+        return cls.model_validate({**fields, "body": body, **extra})
+
+
+class IdempotencySlot(BaseModel):
+    """`fpar:idem:{kind}:{key}`: the job the first request with this key created."""
+    job: str
+    fingerprint: str

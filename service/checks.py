@@ -1,0 +1,114 @@
+"""What the gateway checks before it accepts work, shared by the routes: room in the
+queue, a runnable training config (its dataset, weights and two-stream sources), a
+listing's cursor, a ready stack. Each failure is the problem a client should see."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import redis
+
+from core.settings import Settings
+from core.store.jobs import JobStore
+from core.store.models import ModelRegistry
+from core.store.records import JobKind, WorkerRecord
+from core.store.workers import WorkerRegistry
+from fpar_models.config import STREAM_SOURCES, TrainConfig, deep_merge, resolve_config
+from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR, class_names
+from fpar_models.weights import find_imagenet_weights, missing_weights_message
+from service.deps import unknown_model
+from service.errors import Problem, field_error
+
+
+def check_queue_room(jobs: JobStore, settings: Settings, kind: JobKind, count: int = 1) -> None:
+    """With FPAR_QUEUE_LIMIT set, refuse work beyond it rather than queue without bound."""
+    if not settings.queue_limit or jobs.queued_count(kind) + count <= settings.queue_limit:
+        return
+    what = f"the {kind} queue is full ({settings.queue_limit} jobs waiting)" if count == 1 else \
+        f"{count} jobs do not fit in the {kind} queue (FPAR_QUEUE_LIMIT {settings.queue_limit})"
+    retry = "2" if kind == JobKind.predict else "30" if count == 1 else "60"  # a grid waits for a few trainings
+    raise Problem(429, f"{what}; retry later", kind="queue-full", headers={"Retry-After": retry})
+
+
+def page_before(cursor: str | None) -> float | None:
+    """A listing's `cursor` (the `next` of the previous page): list what was created before it."""
+    if cursor is None:
+        return None
+    try:
+        before = float(cursor)
+    except ValueError:
+        before = math.nan
+    if not math.isfinite(before):  # nan or inf would reach Redis as a score it refuses
+        raise field_error(["query", "cursor"], "not a cursor returned by this endpoint")
+    return before
+
+
+def ready_workers(workers: WorkerRegistry) -> list[WorkerRecord]:
+    """The live workers; a 503 when Redis is down or none is alive."""
+    try:
+        alive = workers.live()
+    except redis.RedisError:
+        raise Problem(503, "Redis is not reachable", kind="unavailable", headers={"Retry-After": "5"}) from None
+    if not alive:
+        raise Problem(503, "no worker has sent a heartbeat in the last 15 s", kind="not-ready",
+                      headers={"Retry-After": "5"})
+    return alive
+
+
+def runnable(body: dict[str, Any], cfg: TrainConfig, models: ModelRegistry, settings: Settings) -> TrainConfig:
+    """What a worker would fail on and the gateway can see, refused here: the dataset and
+    its users, ImageNet weights, two-stream starting models (whose shapes it adopts)."""
+    check_dataset(cfg, settings)
+    if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
+        raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
+    return fit_stream_sources(body, cfg, models, settings)
+
+
+def check_dataset(cfg: TrainConfig, settings: Settings) -> None:
+    """The dataset must be a folder inside FPAR_DATA_DIR (links that lead out are refused)
+    holding every user the config names."""
+    base = settings.data_dir.resolve()
+    root = (settings.data_dir / cfg.dataset).resolve()
+    if not root.is_relative_to(base):
+        raise field_error(["dataset"], "resolves outside the data directory")
+    if not root.is_dir():
+        raise Problem(404, f"dataset '{cfg.dataset}' not found in the data directory", kind="unknown-dataset",
+                      errors=[{"loc": ["dataset"], "msg": "not found"}])
+    users_dir = root / (RGB_DIR if cfg.uses_rgb else FLOW_DIRS[0])
+    for field in ("train_users", "val_users"):
+        for i, user in enumerate(getattr(cfg, field)):
+            if not (users_dir / user).is_dir():
+                raise field_error([field, i], f"user '{user}' not found in dataset '{cfg.dataset}'")
+
+
+def fit_stream_sources(body: dict[str, Any], cfg: TrainConfig, models: ModelRegistry,
+                       settings: Settings) -> TrainConfig:
+    """Two-stream jobs start from trained models, whose weights fix some shapes (mem_size,
+    attention, stack_size). A shape the request leaves to the preset is taken from the
+    model; one the request sets must agree with it. The models must exist, be of the right
+    arch and know the dataset's classes: all of it is refused here, not 200 epochs later."""
+    if cfg.model.arch != "two-stream":
+        return cfg
+    requested = body.get("model") if isinstance(body.get("model"), dict) else {}
+    adopted: dict[str, Any] = {}
+    for field, (arch, shape_fields) in STREAM_SOURCES.items():
+        ref = getattr(cfg.model, field)
+        if not ref:
+            continue
+        source = models.get(ref)
+        if source is None:
+            raise unknown_model(ref, ["model", field])
+        if source.arch != arch:
+            raise field_error(["model", field], f"model '{ref}' is a {source.arch} model, not {arch}")
+        if source.classes != class_names(settings.data_dir / cfg.dataset):
+            raise field_error(["model", field], f"model '{ref}' was trained on other classes than those of "
+                              f"dataset '{cfg.dataset}'")
+        for name in shape_fields:
+            theirs, ours = getattr(source.config.model, name), getattr(cfg.model, name)
+            if theirs == ours:
+                continue
+            if name in requested:
+                raise field_error(["model", name], f"{field} '{ref}' was trained with {name} {theirs}; "
+                                  f"the two-stream model must match it (drop model.{name} to take it)")
+            adopted[name] = theirs
+    return resolve_config(deep_merge(body, {"model": adopted})) if adopted else cfg

@@ -1,0 +1,59 @@
+"""What every job task does around its work: claim the job atomically (queued -> running,
+or a running job whose worker died), so a redelivered or duplicated message never runs a
+job twice at once and a cancelled job never starts; keep its heartbeat fresh while it
+runs; end it with a reason a user can read."""
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from contextlib import contextmanager
+
+from core.store.jobs import JobStore
+from fpar_models.data.gtea61 import DatasetError
+from worker.app import app
+
+log = logging.getLogger("fpar.worker")
+HEARTBEAT_S = 5.0
+
+
+def jobs() -> JobStore:
+    return app.stores.jobs
+
+
+def claimed(job_id: str, *, quiet: bool = False) -> bool:
+    outcome = jobs().claim(job_id, app.worker_name, app.settings.heartbeat_timeout_s)
+    if outcome != "ok" and not quiet:
+        log.info("job %s not run: %s", job_id, outcome)
+    return outcome == "ok"
+
+
+@contextmanager
+def running(*job_ids: str):
+    """Keeps the jobs' heartbeats fresh while they run, so the reaper leaves them alone."""
+    done = threading.Event()
+
+    def beat():
+        while not done.wait(HEARTBEAT_S):
+            for job_id in job_ids:
+                try:
+                    jobs().heartbeat(job_id)
+                except Exception:
+                    log.warning("heartbeat for %s failed", job_id, exc_info=True)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def failure(exc: Exception) -> dict:
+    """A job's `error`: a type a client can act on, and the message."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return {"type": "disk_full", "message": exc.strerror or str(exc)}
+    if isinstance(exc, DatasetError):
+        return {"type": "dataset_error", "message": str(exc)}
+    if isinstance(exc, (ValueError, FileNotFoundError, KeyError)):
+        return {"type": "invalid_input", "message": str(exc).strip("'\"")}
+    return {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
