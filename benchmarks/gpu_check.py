@@ -24,10 +24,10 @@ import torch
 
 from fpar_models.config import resolve_config
 from fpar_models.data import synthetic
-from fpar_models.inference import Clip, Predictor
 from fpar_models.presets import PRESETS
 from fpar_models.runtime import Runtime
-from fpar_models.serving import dataset_clips
+from fpar_models.serving import Clip, Predictor
+from fpar_models.serving.graph import dataset_clips
 from fpar_models.train import train
 
 # two-stream needs its streams trained first

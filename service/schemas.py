@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fpar_models.config import TrainConfig
 from service.jobs import iso
 
-Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.precision.PRECISIONS
+Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.serving.precision.PRECISIONS
 
 
 class Progress(BaseModel):

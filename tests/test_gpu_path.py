@@ -8,10 +8,10 @@ import torch
 
 from fpar_models import checkpoint
 from fpar_models.evaluate import evaluate
-from fpar_models.inference import Clip, Predictor
 from fpar_models.models import build_model, motion_map_grid
 from fpar_models.presets import PRESETS
 from fpar_models.runtime import Runtime
+from fpar_models.serving import Clip, Predictor
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode, train_epoch
 
 from model_helpers import small_config

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from fpar_models import checkpoint
-from fpar_models.inference import Clip, Predictor, random_clips
 from fpar_models.models import build_model
-from fpar_models.precision import bf16_units, torch_bf16_units
+from fpar_models.serving.precision import bf16_units, torch_bf16_units
+from fpar_models.serving.predictor import Clip, Predictor, random_clips
 
 from model_helpers import small_config
 

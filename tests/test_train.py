@@ -13,8 +13,8 @@ from fpar_models import checkpoint
 from fpar_models.checkpoint import load_model
 from fpar_models.data.gtea61 import class_names
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.inference import Clip, Predictor
 from fpar_models.runtime import Runtime
+from fpar_models.serving import Clip, Predictor
 from fpar_models.train import LAST, Callbacks, Cancelled, make_loaders, train
 
 from model_helpers import SMALL, small_config

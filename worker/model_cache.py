@@ -6,10 +6,10 @@ import threading
 from collections import OrderedDict
 
 from fpar_models.config import TrainConfig
-from fpar_models.inference import Predictor
-from fpar_models.precision import CALIBRATION_CLIPS, EVAL_CLIPS
 from fpar_models.runtime import Runtime
-from fpar_models.serving import dataset_clips, sample_inputs
+from fpar_models.serving import Predictor
+from fpar_models.serving.graph import dataset_clips, sample_inputs
+from fpar_models.serving.precision import CALIBRATION_CLIPS, EVAL_CLIPS
 from service.jobs import JobStore
 from service.settings import Settings
 

@@ -13,12 +13,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from fpar_models import checkpoint, export
+from fpar_models import checkpoint
 from fpar_models.analysis import NoPicture, cam_picture, confusion_matrix, heads_picture, video_batch
 from fpar_models.config import TrainConfig
 from fpar_models.data.gtea61 import DatasetError
-from fpar_models.inference import Clip
 from fpar_models.models import motion_map_grid
+from fpar_models.serving import Clip, export
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, train
 from service.analyses import Analyses
 from service.arrays import unpack

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
-from fpar_models.serving import Servable, example_inputs, export_onnx, preprocessing
+from fpar_models.serving.graph import Servable, example_inputs, export_onnx, preprocessing
 
 FORMATS = ("onnx", "openvino", "torchscript")
 MAX_BATCH = 8  # Triton's dynamic batcher: the graph itself takes any batch size

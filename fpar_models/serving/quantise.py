@@ -1,7 +1,7 @@
 """NNCF post-training quantisation of a serving graph, as its own process (see
-fpar_models.precision.quantise, which runs it):
+fpar_models.serving.precision.quantise, which runs it):
 
-    python -m fpar_models.quantise serving.onnx calibration.npz serving-int8.xml
+    python -m fpar_models.serving.quantise serving.onnx calibration.npz serving-int8.xml
 
 The calibration clips are the arrays of the npz, named as the graph's inputs; each clip is
 one calibration step. The int8 model is written atomically (weights kept in full where they

@@ -1,4 +1,4 @@
-"""Inference runtimes behind one interface: the serving graph (`fpar_models.serving`) run
+"""Inference runtimes behind one interface: the serving graph (`fpar_models.serving.graph`) run
 by eager PyTorch, ONNX Runtime or OpenVINO.
 
     FPAR_INFERENCE=auto | torch | openvino | onnxruntime
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fpar_models import precision as reduced_precision
 from fpar_models.config import TrainConfig
-from fpar_models.isolated import compile_graph, infer
 from fpar_models.runtime import Runtime
-from fpar_models.serving import Servable, export_onnx
+from fpar_models.serving import precision as reduced_precision
+from fpar_models.serving.graph import Servable, export_onnx
+from fpar_models.serving.isolated import compile_graph, infer
 
 log = logging.getLogger("fpar.inference")
 COMPILED = ("openvino", "onnxruntime")  # fastest first on this project's CPU

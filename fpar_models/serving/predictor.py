@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from fpar_models import cam
-from fpar_models.backends import serve
 from fpar_models.checkpoint import load_model
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.precision import Calibration, Evaluation
 from fpar_models.runtime import Runtime
-from fpar_models.serving import example_inputs, input_names
+from fpar_models.serving.graph import example_inputs, input_names
+from fpar_models.serving.precision import Calibration, Evaluation
+from fpar_models.serving.runtimes import serve
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Clip:
 
 class Predictor:
     """A trained model ready to answer: loaded once, served by the runtime `inference`
-    chooses (see fpar_models.backends), verified against eager PyTorch on `samples`."""
+    chooses (see fpar_models.serving.runtimes), verified against eager PyTorch on `samples`."""
 
     def __init__(self, path: Path, runtime: Runtime | None = None, *, inference: str = "torch",
                  samples: dict[str, np.ndarray] | None = None, precision: str = "fp32",
