@@ -74,9 +74,9 @@ def _started(sender=None, **_) -> None:
 
     WORKER["name"] = f"{sender.hostname}:{os.getpid()}" if sender is not None else WORKER["name"]
     WORKER["queues"] = sorted(app.amqp.queues.consume_from or [])
-    runtime = MODELS.runtime
+    compute = MODELS.compute
     log.info("worker %s: queues %s, device %s, torch threads %d", WORKER["name"], WORKER["queues"],
-             runtime.device, torch_threads())
+             compute.device, torch_threads())
     if "predict" in WORKER["queues"]:
         MODELS.preload()
     beat()

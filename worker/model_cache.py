@@ -5,8 +5,8 @@ import logging
 import threading
 from collections import OrderedDict
 
+from fpar_models.compute import Compute
 from fpar_models.config import TrainConfig
-from fpar_models.runtime import Runtime
 from fpar_models.serving import Predictor
 from fpar_models.serving.graph import dataset_clips, sample_inputs
 from fpar_models.serving.precision import CALIBRATION_CLIPS, EVAL_CLIPS
@@ -17,17 +17,17 @@ log = logging.getLogger("fpar.worker")
 
 
 class ModelCache:
-    def __init__(self, store: JobStore, settings: Settings, runtime: Runtime | None = None):
+    def __init__(self, store: JobStore, settings: Settings, compute: Compute | None = None):
         self.store, self.settings = store, settings
-        self._runtime = runtime
+        self._compute = compute
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
-    def runtime(self) -> Runtime:
-        if self._runtime is None:  # created in the process that runs models, never before a fork
-            self._runtime = Runtime.detect()
-        return self._runtime
+    def compute(self) -> Compute:
+        if self._compute is None:  # created in the process that runs models, never before a fork
+            self._compute = Compute.detect()
+        return self._compute
 
     def get(self, model_id: str) -> Predictor:
         with self._lock:
@@ -48,7 +48,7 @@ class ModelCache:
 
                 reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
                            "calibration": calibration}
-            predictor = Predictor(self.settings.model_dir / meta["path"], self.runtime,
+            predictor = Predictor(self.settings.model_dir / meta["path"], self.compute,
                                   inference=self.settings.inference, samples=sample_inputs(cfg, classes, data),
                                   precision=precision, **reduced)
             log.info("model %s served by %s%s", model_id, predictor.choice.backend,

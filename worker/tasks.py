@@ -90,7 +90,7 @@ def train_job(job_id: str) -> None:
                           should_stop=lambda: store.cancel_requested(job_id))
     with running(job_id):
         try:
-            result = train(cfg, settings.data_dir, out, callbacks=callbacks, runtime=MODELS.runtime,
+            result = train(cfg, settings.data_dir, out, callbacks=callbacks, compute=MODELS.compute,
                            resolve_model=model_path)
             model_id = register(job_id, cfg, out, result)
         except Cancelled:
@@ -222,13 +222,13 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
     predictor = MODELS.get(model_id)
     cfg, classes = predictor.config, predictor.classes
     if kind == "confusion":
-        matrix = confusion_matrix(predictor.model, cfg, classes, settings.data_dir, MODELS.runtime)
+        matrix = confusion_matrix(predictor.model, cfg, classes, settings.data_dir, MODELS.compute)
         body = json.dumps({"classes": classes, "matrix": matrix.tolist()}).encode()
     else:
         batch = video_batch(cfg, classes, settings.data_dir, video,
                             maps=kind == "heads" and motion_map_grid(cfg) is not None)
         draw = cam_picture if kind == "cam" else heads_picture
-        body = draw(predictor.model, cfg, classes, batch, MODELS.runtime, f"{model_id} ({cfg.preset}): {video}")
+        body = draw(predictor.model, cfg, classes, batch, MODELS.compute, f"{model_id} ({cfg.preset}): {video}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(body)
