@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 
 from fpar_models.compute import Compute
-from fpar_models.config import resolve_config
 from fpar_models.loss import compute_loss
 from fpar_models.models import build_model, motion_map_grid, run_model
-from fpar_models.presets import PRESETS
+from fpar_models.presets import PRESETS, resolve_config
 from fpar_models.serving.predictor import random_clips
 from fpar_models.serving.runtimes import COMPILED, installed, serve
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from fpar_models.compute import Compute
-from fpar_models.config import resolve_config
 from fpar_models.data import synthetic
-from fpar_models.presets import PRESETS
+from fpar_models.presets import PRESETS, resolve_config
 from fpar_models.serving import Clip, Predictor
 from fpar_models.serving.graph import dataset_clips
 from fpar_models.train import train

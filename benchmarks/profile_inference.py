@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from fpar_models.config import resolve_config
 from fpar_models.models import build_model
+from fpar_models.presets import resolve_config
 from fpar_models.serving.graph import Servable, export_onnx
 from fpar_models.serving.predictor import random_clips
 

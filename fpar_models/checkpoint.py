@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
+from fpar_models.models import build_model
 
 MODEL_FORMAT = "fpar-model/1"
 TRAINING_FORMAT = "fpar-training/1"
@@ -65,8 +66,6 @@ def model_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta: A
 
 def load_model(path: Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A trained model ready for inference, and its checkpoint's metadata."""
-    from fpar_models.models import build_model
-
     ckpt = load(Path(path), MODEL_FORMAT)
     cfg = TrainConfig.model_validate(ckpt["config"])
     # the weights come from the checkpoint: do not look for ImageNet files

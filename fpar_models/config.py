@@ -2,8 +2,9 @@
 input and part of every checkpoint.
 
 Deliberately free of torch so the gateway can validate requests without it.
-A request is a preset plus overrides; `resolve_config` merges them and validates
-the result, so every error names the field as the client wrote it.
+A request is a preset plus overrides; `fpar_models.presets.resolve_config` merges them
+(`deep_merge`) and validates the result, so every error names the field as the client
+wrote it.
 """
 from __future__ import annotations
 
@@ -295,24 +296,3 @@ def deep_merge(base: Any, override: Any) -> Any:
         return [x for x in merged + override[len(base):] if x is not None]
     return override
 
-
-class UnknownPreset(ValueError):
-    def __init__(self, name: str, known: list[str]):
-        super().__init__(f"unknown preset '{name}'; known presets: {', '.join(known)}")
-        self.name = name
-
-
-def resolve_config(request: dict[str, Any]) -> TrainConfig:
-    """A request (preset name + overrides) -> a validated TrainConfig.
-
-    Raises UnknownPreset or pydantic.ValidationError (locations as in the request).
-    """
-    from fpar_models.presets import PRESETS  # presets import this module
-
-    if not isinstance(request, dict):
-        raise TypeError("the training config must be a JSON object")
-    name = request.get("preset", "egornn-attention")
-    if not isinstance(name, str) or name not in PRESETS:
-        raise UnknownPreset(str(name), sorted(PRESETS))
-    merged = deep_merge(PRESETS[name].config.model_dump(mode="json"), request)
-    return TrainConfig.model_validate(merged)

@@ -27,11 +27,12 @@ from torch import nn
 
 from fpar_models import checkpoint
 from fpar_models.compute import Compute
-from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig, resolve_config
+from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import class_names, scan
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
 from fpar_models.models import build_model, motion_map_grid, run_model
+from fpar_models.presets import resolve_config
 
 LAST, MODEL, METRICS = "last.pt", "model.pt", "metrics.json"
 

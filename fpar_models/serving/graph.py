@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
-from fpar_models.data.dataset import normalize_flow, normalize_rgb
+from fpar_models.data.dataset import ClipDataset, normalize_flow, normalize_rgb
+from fpar_models.data.gtea61 import DatasetError, scan
 from fpar_models.data.transforms import FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD
 from fpar_models.models import run_model
 
@@ -113,9 +114,6 @@ def dataset_clips(cfg: TrainConfig, classes: list[str], data_dir: Path, users: l
     """Up to `count` clips of the users' videos, spread over the list (so over the classes),
     through the evaluation pipeline in the serving layout, with their labels. None when
     the dataset is not at hand."""
-    from fpar_models.data.dataset import ClipDataset
-    from fpar_models.data.gtea61 import DatasetError, scan
-
     try:
         videos = scan(Path(data_dir) / cfg.dataset, users, rgb=cfg.uses_rgb, flow=cfg.uses_flow, classes=classes)
         videos = videos[::max(1, len(videos) // count)][:count]

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fpar_models.serving.isolated import IsolatedEngine
+
 PRECISIONS = ("fp32", "bf16", "int8")
 EVAL_CLIPS = 64         # validation clips the cost is measured on (all of them when fewer)
 CALIBRATION_CLIPS = 32  # training clips NNCF calibrates the activation ranges on
@@ -90,8 +92,6 @@ def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout
 
 def engine(graph: Path, precision: str, threads: int, calibration: Calibration | None):
     """An OpenVINO engine running the ONNX serving graph `graph` in `precision`."""
-    from fpar_models.serving.isolated import IsolatedEngine
-
     if precision == "bf16":
         return IsolatedEngine(graph, threads, hint="bf16")
     if precision == "int8":

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from fpar_models import plots
 from fpar_models.data.gtea61 import RGB_DIR
-from fpar_models.experiment import format_value
+from fpar_models.formatting import format_value
 from service.analyses import ask_worker
 from service.deps import QueueDep, SettingsDep, StoreDep
 from service.errors import Problem, field_error

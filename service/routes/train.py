@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 
-from fpar_models.config import STREAM_SOURCES, TrainConfig, UnknownPreset, deep_merge, resolve_config
+from fpar_models.config import STREAM_SOURCES, TrainConfig, deep_merge
 from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR, class_names
+from fpar_models.presets import UnknownPreset, resolve_config
 from fpar_models.weights import find_imagenet_weights, missing_weights_message
 from service import idempotency
 from service.deps import QueueDep, SettingsDep, StoreDep
