@@ -13,7 +13,7 @@ from torch import nn
 
 from fpar_models import cam, plots
 from fpar_models.compute import Compute
-from fpar_models.config import TrainConfig
+from fpar_models.config import MOTION_MAP_HEADS, TrainConfig
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import scan
 from fpar_models.data.transforms import MAP_THRESHOLD, RGB_MEAN, RGB_STD
@@ -122,7 +122,7 @@ def heads_picture(model: nn.Module, cfg: TrainConfig, classes: list[str], batch:
     frames = list(_frames(batch))
     labels = [f"frame {i + 1}" for i in range(len(frames))]
     grey = lambda m: (m.clamp(0, 1) * 255).round().byte().numpy()  # noqa: E731
-    for name in ("motion_segmentation", "feedback"):
+    for name in MOTION_MAP_HEADS:
         if name in out.aux:
             maps, mode = out.aux[name]["maps"][0].float().cpu(), out.aux[name]["mode"]
             truth = batch["maps"][0].float()

@@ -28,6 +28,8 @@ Part = Literal["classifier", "convlstm", "layer4", "cam", "heads", "layer2", "la
                "flow_layer4", "flow"]
 Precision = Literal["fp32", "bf16", "fp16"]
 TAPPED_LAYERS = ("layer2", "layer3")  # head attachments that are parts of the backbone
+# The heads that predict motion maps: their clips carry the true maps (models.motion_map_grid)
+MOTION_MAP_HEADS = ("motion_segmentation", "feedback")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -268,10 +270,6 @@ class TrainConfig(BaseModel):
     @property
     def uses_rgb(self) -> bool:
         return self.model.arch in ("egornn", "two-stream")
-
-    @property
-    def needs_motion_maps(self) -> bool:
-        return any(h.kind in ("motion_segmentation", "feedback") for h in self.model.heads)
 
 
 def deep_merge(base: Any, override: Any) -> Any:
