@@ -31,6 +31,7 @@ from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import class_names, scan
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
+from fpar_models.files import write_json_atomic
 from fpar_models.models import build_model, motion_map_grid, run_model
 from fpar_models.presets import resolve_config
 
@@ -290,7 +291,7 @@ def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, 
                                                  test_acc=test_acc), model_path)
     metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": classes,
                "history": state["history"], "warnings": warnings}
-    checkpoint.write_json_atomic(metrics, out_dir / METRICS)
+    write_json_atomic(metrics, out_dir / METRICS)
     return TrainResult(model_path, best["val_acc"], test_acc, state["history"], classes, warnings)
 
 
