@@ -166,6 +166,25 @@ def test_malformed_request_gets_a_clear_4xx(client, trained, case):
     assert names.lower() in (body["detail"] + str(body.get("errors", ""))).lower(), body
 
 
+def read_reply(sock: socket.socket) -> str:
+    """A whole HTTP reply: its head and body may come in separate segments."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < _length(data):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def _length(data: bytes) -> int:
+    for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 def test_upload_over_the_limit_is_413_while_streaming(client, stack, trained):
     big = b"\x00" * (3 << 20)  # FPAR_MAX_UPLOAD_MB is 2 in the test stack
     declared = client.post("/predict", files=frames(big))
@@ -187,7 +206,7 @@ def test_upload_over_the_limit_is_413_while_streaming(client, stack, trained):
             except (BrokenPipeError, ConnectionResetError):
                 break
             sent += len(piece)
-        reply = sock.recv(65536).decode(errors="replace")
+        reply = read_reply(sock)
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
     assert "FPAR_MAX_UPLOAD_MB" in reply
     assert sent < 16 << 20, f"the server read {sent} bytes before refusing"

@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
-from fpar_models.inference import Predictor
+from fpar_models.serving import Predictor
 
 from stack_helpers import frames_of, wait_for
 

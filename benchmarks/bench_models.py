@@ -17,13 +17,12 @@ from pathlib import Path
 
 import torch
 
-from fpar_models.backends import COMPILED, installed, serve
-from fpar_models.config import resolve_config
-from fpar_models.inference import random_clips
+from fpar_models.compute import Compute
 from fpar_models.loss import compute_loss
 from fpar_models.models import build_model, motion_map_grid, run_model
-from fpar_models.presets import PRESETS
-from fpar_models.runtime import Runtime
+from fpar_models.presets import PRESETS, resolve_config
+from fpar_models.serving.predictor import random_clips
+from fpar_models.serving.runtimes import COMPILED, installed, serve
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode
 
 
@@ -38,29 +37,29 @@ def timed(fn, repeat: int, warmup: int = 1, sync=lambda: None) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runtime, precision: str = "fp32",
+def bench(preset: str, frames: int, size: int, batch: int, repeat: int, compute: Compute, precision: str = "fp32",
           runtimes: tuple[str, ...] = ("torch",), classes: int = 61) -> dict:
     cfg = resolve_config({"preset": preset, "pretrained": "none", "frames": frames, "image_size": size,
                           "batch_size": batch})
-    model = rt.prepare(build_model(cfg, classes))
+    model = compute.prepare(build_model(cfg, classes))
     grid = motion_map_grid(cfg) or 1
     data = {"rgb": torch.randn(batch, frames, 3, size, size), "flow": torch.randn(batch, 1, 10, size, size),
             "maps": torch.rand(batch, frames, grid, grid), "label": torch.randint(classes, (batch,))}
-    data = {k: v.to(rt.device) for k, v in data.items()}
+    data = {k: v.to(compute.device) for k, v in data.items()}
     stage = cfg.stages[-1]
     groups, modules = configure_stage(model, stage)
     optimizer, _ = make_optimizer(stage, groups)
     alphas = {h.kind: h.alpha for h in cfg.model.heads}
     heads = "heads" in stage.train
-    sync = torch.cuda.synchronize if rt.device.type == "cuda" else (lambda: None)
-    train_rt = rt.for_training(precision)
+    sync = torch.cuda.synchronize if compute.device.type == "cuda" else (lambda: None)
+    train_compute = compute.for_training(precision)
 
     def step():
         set_train_mode(model, modules)
-        with train_rt.autocast():
+        with train_compute.autocast():
             loss, _ = compute_loss(run_model(model, data, heads=heads), data, alphas)
         optimizer.zero_grad(set_to_none=True)
-        train_rt.backward(loss, optimizer)
+        train_compute.step(loss, optimizer)
 
     train_s = timed(step, repeat, sync=sync)
     model.eval()
@@ -68,7 +67,8 @@ def bench(preset: str, frames: int, size: int, batch: int, repeat: int, rt: Runt
     row = {"preset": preset, "frames": frames, "train_clips_s": batch / train_s}
     with tempfile.TemporaryDirectory() as cache:
         for name in runtimes:
-            engine, choice = serve(model, cfg, rt, requested=name, cache_dir=Path(cache), samples=random_clips(cfg))
+            engine, choice = serve(model, cfg, compute, requested=name, cache_dir=Path(cache),
+                                   samples=random_clips(cfg))
             if choice.backend != name:
                 print(f"# {preset}: {name} not measured ({choice.reason})", flush=True)
                 continue
@@ -87,16 +87,16 @@ def main() -> None:
                         help="training precision (predictions run in fp32)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
-    rt = Runtime.detect()
+    compute = Compute.detect()
     torch.manual_seed(0)
-    print(f"# device={rt.device} train={args.precision} predict=fp32 threads={torch.get_num_threads()} "
+    print(f"# device={compute.device} train={args.precision} predict=fp32 threads={torch.get_num_threads()} "
           f"cpu={platform.processor() or platform.machine()} size={args.size} batch={args.batch}")
-    runtimes = ("torch", *(name for name in COMPILED if installed(name) and rt.device.type == "cpu"))
+    runtimes = ("torch", *(name for name in COMPILED if installed(name) and compute.device.type == "cpu"))
     print(f"{'preset':<18} {'frames':>6} {'train clips/s':>14} " + " ".join(f"{n + ' infer':>18}" for n in runtimes))
     rows = []
     for preset in args.presets:
         for frames in args.frames:
-            row = bench(preset, frames, args.size, args.batch, args.repeat, rt, args.precision, runtimes)
+            row = bench(preset, frames, args.size, args.batch, args.repeat, compute, args.precision, runtimes)
             rows.append(row)
             cells = [f"{row[f'{n}_clips_s']:>9.2f} ({row[f'{n}_clips_s'] / row['torch_clips_s']:.2f}x)"
                      if f"{n}_clips_s" in row else f"{'-':>18}" for n in runtimes]

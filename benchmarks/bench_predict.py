@@ -38,10 +38,10 @@ import torch
 from PIL import Image
 
 from fpar_models import checkpoint
-from fpar_models.backends import installed
 from fpar_models.config import TrainConfig
-from fpar_models.inference import Predictor, random_clips
 from fpar_models.models import build_model
+from fpar_models.serving.predictor import Predictor, random_clips
+from fpar_models.serving.runtimes import installed
 from launcher import Stack, Worker
 from service.uploads import rgb_from_images
 

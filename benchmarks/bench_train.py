@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from fpar_models.config import resolve_config
 from fpar_models.data.gtea61 import scan
+from fpar_models.presets import resolve_config
 from launcher import Stack, Worker
 
 

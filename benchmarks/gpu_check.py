@@ -22,19 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fpar_models.config import resolve_config
+from fpar_models.compute import Compute
 from fpar_models.data import synthetic
-from fpar_models.inference import Clip, Predictor
-from fpar_models.presets import PRESETS
-from fpar_models.runtime import Runtime
-from fpar_models.serving import dataset_clips
+from fpar_models.presets import PRESETS, resolve_config
+from fpar_models.serving import Clip, Predictor
+from fpar_models.serving.graph import dataset_clips
 from fpar_models.train import train
 
 # two-stream needs its streams trained first
 ORDER = ["egornn-attention", "flow", *(p for p in PRESETS if p not in ("egornn-attention", "flow"))]
 
 
-def check(preset: str, precision: str, args, data_dir: Path, out: Path, rt: Runtime, trained: dict) -> dict:
+def check(preset: str, precision: str, args, data_dir: Path, out: Path, compute: Compute, trained: dict) -> dict:
     request = {"preset": preset, "dataset": "synthetic", "pretrained": "none", "image_size": args.size,
                "frames": args.frames, "batch_size": args.batch, "precision": precision,
                # a small lr: this checks the path, and one epoch from scratch at the presets' lr (SGD 1e-2
@@ -44,14 +43,14 @@ def check(preset: str, precision: str, args, data_dir: Path, out: Path, rt: Runt
         request["model"] = {k: v for k, v in (("rgb_model", trained.get("egornn-attention")),
                                               ("flow_model", trained.get("flow"))) if v}
     cfg = resolve_config(request)
-    if rt.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(rt.device)
+    if compute.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(compute.device)
     started = time.perf_counter()
-    result = train(cfg, data_dir, out / f"{preset}-{precision}", runtime=rt, resolve_model=Path)
+    result = train(cfg, data_dir, out / f"{preset}-{precision}", compute=compute, resolve_model=Path)
     seconds = time.perf_counter() - started
     trained[preset] = str(result.model_path)
 
-    predictor = Predictor(result.model_path, runtime=rt)
+    predictor = Predictor(result.model_path, compute=compute)
     size, rng = cfg.image_size, np.random.default_rng(0)
     rgb = rng.integers(0, 256, (cfg.frames, size, size, 3), dtype=np.uint8) if cfg.uses_rgb else None
     flow = rng.integers(0, 256, (cfg.model.eval_stacks, 2 * cfg.model.stack_size, size, size),
@@ -63,12 +62,12 @@ def check(preset: str, precision: str, args, data_dir: Path, out: Path, rt: Runt
     agreement = float("nan")
     if precision == "bf16":  # the opt-in serving mode, measured as a worker would
         clips = lambda: dataset_clips(cfg, predictor.classes, data_dir, cfg.val_users, 16)  # noqa: E731
-        bf16 = Predictor(result.model_path, runtime=rt, precision="bf16", evaluation=clips)
+        bf16 = Predictor(result.model_path, compute=compute, precision="bf16", evaluation=clips)
         assert bf16.choice.precision == "bf16", bf16.choice.reason
         (answer,) = bf16.predict([Clip(rgb, flow, top_k=3, explain=cfg.uses_rgb)])
         assert np.isfinite([r["probability"] for r in answer["top_k"]]).all()
         agreement = bf16.choice.cost["top1_agreement"]
-    peak = torch.cuda.max_memory_allocated(rt.device) / 2**20 if rt.device.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated(compute.device) / 2**20 if compute.device.type == "cuda" else float("nan")
     return {"epochs": len(result.history), "s_per_epoch": seconds / len(result.history), "peak_mib": peak,
             "agreement": agreement}
 
@@ -82,11 +81,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--presets", nargs="+", default=ORDER, choices=ORDER)
     args = parser.parse_args()
-    rt = Runtime.detect(args.device)
-    if rt.device.type != "cuda":
-        print(f"# no CUDA device: running the same path on {rt.device}", file=sys.stderr)
-    gpu = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else platform.processor() or "cpu"
-    print(f"# gpu_check: {gpu}, torch {torch.__version__}, channels_last={rt.channels_last}, "
+    compute = Compute.detect(args.device)
+    if compute.device.type != "cuda":
+        print(f"# no CUDA device: running the same path on {compute.device}", file=sys.stderr)
+    gpu = torch.cuda.get_device_name(compute.device) if compute.device.type == "cuda" else platform.processor() or "cpu"
+    print(f"# gpu_check: {gpu}, torch {torch.__version__}, channels_last={compute.channels_last}, "
           f"{args.size} px, {args.frames} frames, batch {args.batch}")
     print(f"{'preset':<18} {'precision':<9} {'ok':<4} {'s/epoch':>8} {'peak MiB':>9} {'bf16 agrees':>12}  error")
     failed = 0
@@ -98,7 +97,7 @@ def main() -> int:
             trained: dict[str, str] = {}
             for preset in presets:
                 try:
-                    row = check(preset, precision, args, data_dir, Path(tmp) / "runs", rt, trained)
+                    row = check(preset, precision, args, data_dir, Path(tmp) / "runs", compute, trained)
                     print(f"{preset:<18} {precision:<9} {'yes':<4} {row['s_per_epoch']:>8.2f} "
                           f"{row['peak_mib']:>9.0f} {row['agreement']:>12.2f}", flush=True)
                 except Exception as e:  # a failing preset is a row of the report, not the end of it

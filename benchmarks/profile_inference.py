@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from fpar_models.config import resolve_config
-from fpar_models.inference import random_clips
 from fpar_models.models import build_model
-from fpar_models.serving import Servable, export_onnx
+from fpar_models.presets import resolve_config
+from fpar_models.serving.graph import Servable, export_onnx
+from fpar_models.serving.predictor import random_clips
 
 
 def shares(times: dict[str, float], top: int) -> list[tuple[str, float]]:

@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from fpar_models import cam, plots
-from fpar_models.config import TrainConfig
+from fpar_models.compute import Compute
+from fpar_models.config import MOTION_MAP_HEADS, TrainConfig
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import scan
 from fpar_models.data.transforms import MAP_THRESHOLD, RGB_MEAN, RGB_STD
 from fpar_models.models import motion_map_grid, run_model
-from fpar_models.runtime import Runtime
 
 MAX_COLUMNS = 8
 
@@ -35,10 +35,10 @@ def _clips(cfg: TrainConfig, videos, *, maps: bool, stacks: int) -> ClipDataset:
 
 @torch.no_grad()
 def confusion_matrix(model: nn.Module, cfg: TrainConfig, classes: list[str], data_dir: Path,
-                     runtime: Runtime) -> np.ndarray:
+                     compute: Compute) -> np.ndarray:
     """Counts (true class, predicted class) over the validation users, as validation ran
     in training: its batches, its flow stacks (val_stacks) and its precision."""
-    rt = runtime.for_training(cfg.precision)
+    compute = compute.for_training(cfg.precision)
     videos = scan(Path(data_dir) / cfg.dataset, cfg.val_users, rgb=cfg.uses_rgb, flow=cfg.uses_flow, classes=classes)
     clips = _clips(cfg, videos, maps=False, stacks=cfg.model.val_stacks)
     loader = torch.utils.data.DataLoader(clips, batch_size=cfg.batch_size,
@@ -46,8 +46,8 @@ def confusion_matrix(model: nn.Module, cfg: TrainConfig, classes: list[str], dat
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     model.eval()
     for batch in loader:
-        batch = normalize_batch(batch, rt.device)
-        with rt.autocast():
+        batch = normalize_batch(batch, compute.device)
+        with compute.autocast():
             predicted = run_model(model, batch, heads=False).logits.argmax(1).cpu().numpy()
         np.add.at(matrix, (batch["label"].cpu().numpy(), predicted), 1)
     return matrix
@@ -89,14 +89,14 @@ def _in_rows(labels: list[str], kinds: list[tuple[str, list[np.ndarray]]]):
 
 
 @torch.no_grad()
-def cam_picture(model: nn.Module, cfg: TrainConfig, classes: list[str], batch: dict, runtime: Runtime,
+def cam_picture(model: nn.Module, cfg: TrainConfig, classes: list[str], batch: dict, compute: Compute,
                 title: str) -> bytes:
     """The sampled frames and the CAM over each (the same overlay `explain` returns)."""
     if not cfg.uses_rgb:
         raise NoPicture("this model sees only optical flow: it has no class activation map")
     model.eval()
-    with runtime.autocast():
-        out = run_model(model, normalize_batch(batch, runtime.device), heads=False)
+    with compute.autocast():
+        out = run_model(model, normalize_batch(batch, compute.device), heads=False)
     frames = _frames(batch)
     overlays = cam.overlays(frames, out.cam[0].float().cpu())
     labels = [f"frame {i + 1}" for i in range(len(frames))]
@@ -111,18 +111,18 @@ def _rgb(normalised: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def heads_picture(model: nn.Module, cfg: TrainConfig, classes: list[str], batch: dict, runtime: Runtime,
+def heads_picture(model: nn.Module, cfg: TrainConfig, classes: list[str], batch: dict, compute: Compute,
                   title: str) -> bytes:
     """Motion maps predicted beside the true ones (seed 001, figure 5); the dynamic-filter
     head's next frame beside the real one and their difference (seed 004, figure 4)."""
     model.eval()
-    with runtime.autocast():
-        out = run_model(model, normalize_batch(batch, runtime.device), heads=True)
+    with compute.autocast():
+        out = run_model(model, normalize_batch(batch, compute.device), heads=True)
     sections = []
     frames = list(_frames(batch))
     labels = [f"frame {i + 1}" for i in range(len(frames))]
     grey = lambda m: (m.clamp(0, 1) * 255).round().byte().numpy()  # noqa: E731
-    for name in ("motion_segmentation", "feedback"):
+    for name in MOTION_MAP_HEADS:
         if name in out.aux:
             maps, mode = out.aux[name]["maps"][0].float().cpu(), out.aux[name]["mode"]
             truth = batch["maps"][0].float()

@@ -1,13 +1,10 @@
 """Checkpoints that describe themselves: the config that built the model and the class
-names travel with the weights. Written atomically (temp file + rename), read with
-`weights_only=True`, so loading one never runs code from it."""
+names travel with the weights. Written whole or not at all (fpar_models.files), read
+with `weights_only=True`, so loading one never runs code from it."""
 from __future__ import annotations
 
 import errno
-import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +12,26 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
+from fpar_models.files import atomic_path
+from fpar_models.models import build_model
 
 MODEL_FORMAT = "fpar-model/1"
 TRAINING_FORMAT = "fpar-training/1"
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file, then rename: a crash or a full disk leaves the previous
-    file whole. A full disk is reported as such (torch's writer says only "unexpected pos")."""
+    """torch.save, whole or not at all: a crash or a full disk leaves the previous file.
+    A full disk is reported as such (torch's writer says only "unexpected pos")."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException as e:
-        full = shutil.disk_usage(path.parent).free < (1 << 20)  # measured before the partial file goes
-        os.unlink(tmp)
-        if full and isinstance(e, (OSError, RuntimeError)):
-            raise OSError(errno.ENOSPC, f"no space left on the device holding {path.parent} while writing "
-                          f"{path.name}; the previous {path.name} is intact", str(path)) from e
-        raise
-
-
-def write_json_atomic(obj: Any, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+        except (OSError, RuntimeError) as e:
+            if shutil.disk_usage(path.parent).free < (1 << 20):  # measured before the partial file goes
+                raise OSError(errno.ENOSPC, f"no space left on the device holding {path.parent} while writing "
+                              f"{path.name}; the previous {path.name} is intact", str(path)) from e
+            raise
 
 
 def load(path: Path, expected_format: str) -> dict[str, Any]:
@@ -65,8 +53,6 @@ def model_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta: A
 
 def load_model(path: Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A trained model ready for inference, and its checkpoint's metadata."""
-    from fpar_models.models import build_model
-
     ckpt = load(Path(path), MODEL_FORMAT)
     cfg = TrainConfig.model_validate(ckpt["config"])
     # the weights come from the checkpoint: do not look for ImageNet files

@@ -2,8 +2,9 @@
 input and part of every checkpoint.
 
 Deliberately free of torch so the gateway can validate requests without it.
-A request is a preset plus overrides; `resolve_config` merges them and validates
-the result, so every error names the field as the client wrote it.
+A request is a preset plus overrides; `fpar_models.presets.resolve_config` merges them
+(`deep_merge`) and validates the result, so every error names the field as the client
+wrote it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ Part = Literal["classifier", "convlstm", "layer4", "cam", "heads", "layer2", "la
                "flow_layer4", "flow"]
 Precision = Literal["fp32", "bf16", "fp16"]
 TAPPED_LAYERS = ("layer2", "layer3")  # head attachments that are parts of the backbone
+# The heads that predict motion maps: their clips carry the true maps (models.motion_map_grid)
+MOTION_MAP_HEADS = ("motion_segmentation", "feedback")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -268,10 +271,6 @@ class TrainConfig(BaseModel):
     def uses_rgb(self) -> bool:
         return self.model.arch in ("egornn", "two-stream")
 
-    @property
-    def needs_motion_maps(self) -> bool:
-        return any(h.kind in ("motion_segmentation", "feedback") for h in self.model.heads)
-
 
 def deep_merge(base: Any, override: Any) -> Any:
     """Merge override into base: dicts key by key, lists of dicts index by index
@@ -295,24 +294,3 @@ def deep_merge(base: Any, override: Any) -> Any:
         return [x for x in merged + override[len(base):] if x is not None]
     return override
 
-
-class UnknownPreset(ValueError):
-    def __init__(self, name: str, known: list[str]):
-        super().__init__(f"unknown preset '{name}'; known presets: {', '.join(known)}")
-        self.name = name
-
-
-def resolve_config(request: dict[str, Any]) -> TrainConfig:
-    """A request (preset name + overrides) -> a validated TrainConfig.
-
-    Raises UnknownPreset or pydantic.ValidationError (locations as in the request).
-    """
-    from fpar_models.presets import PRESETS  # presets import this module
-
-    if not isinstance(request, dict):
-        raise TypeError("the training config must be a JSON object")
-    name = request.get("preset", "egornn-attention")
-    if not isinstance(name, str) or name not in PRESETS:
-        raise UnknownPreset(str(name), sorted(PRESETS))
-    merged = deep_merge(PRESETS[name].config.model_dump(mode="json"), request)
-    return TrainConfig.model_validate(merged)

@@ -7,6 +7,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from fpar_models.compute import Compute
 from fpar_models.data.dataset import normalize_batch
 from fpar_models.loss import compute_loss
 from fpar_models.models import Output, run_model
@@ -48,14 +49,15 @@ class EpochStats:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, runtime, alphas: dict[str, float], *, heads: bool = True) -> dict[str, float]:
+def evaluate(model: nn.Module, loader, compute: Compute, alphas: dict[str, float], *,
+             heads: bool = True) -> dict[str, float]:
     """Validation loss (with each head's), and accuracy as a fraction in [0, 1]."""
     was_training = {m: m.training for m in model.modules()}
     model.eval()
     stats = EpochStats()
     for batch in loader:
-        batch = normalize_batch(batch, runtime.device)
-        with runtime.autocast():
+        batch = normalize_batch(batch, compute.device)
+        with compute.autocast():
             loss, scored = run_and_score(model, batch, alphas, heads=heads)
         stats.add(scored, batch, loss)
     for m, mode in was_training.items():

@@ -26,7 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fpar_models.config import TrainConfig, UnknownPreset, resolve_config
+from fpar_models.config import TrainConfig
+from fpar_models.formatting import format_value
+from fpar_models.presets import UnknownPreset, resolve_config
 
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|\d{1,3})$")
 
@@ -203,21 +205,6 @@ def summarize(trials: list[tuple[dict[str, Any], float | None]]) -> list[dict[st
     if scored:
         max(scored, key=lambda r: r["mean"])["best"] = True
     return table
-
-
-def format_number(x: float) -> str:
-    """As the reports write numbers: 1e-4, 2.5e-4, 0.5, 45."""
-    if x and abs(x) < 0.01:
-        mantissa, exponent = f"{x:e}".split("e")
-        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-    return f"{x:g}"
-
-
-def format_value(value: Any) -> str:
-    """A grid value as the reports print it: numbers as format_number, milestones as '45 90'."""
-    if isinstance(value, list):
-        return " ".join(format_value(v) for v in value)
-    return format_number(value) if isinstance(value, float) else str(value)
 
 
 def render(table: list[dict[str, Any]], paths: list[str], fmt: str) -> str:

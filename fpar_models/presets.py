@@ -2,14 +2,15 @@
 defaults of `TrainConfig` plus the few values that make it what it is, and names where
 those values come from: the seed reports in shared/seeds (000 = SparNet on Ego-RNN and
 static/dynamic, 001 = SAMSOP-Net, 002 = feedback, 004 = dynamic filters / IDT-net).
-Where a source leaves a value open, the Ego-RNN recipe fills it, and the source says so."""
+Where a source leaves a value open, the Ego-RNN recipe fills it, and the source says so.
+A request names a preset and overrides some of its values: `resolve_config`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 from fpar_models.config import StageConfig, TrainConfig, deep_merge
-from fpar_models.experiment import format_number
+from fpar_models.formatting import format_number
 
 RGB_STAGE2 = ["convlstm", "classifier", "layer4", "cam"]
 RGB_STAGE2_WITH_HEADS = [*RGB_STAGE2, "heads"]
@@ -129,6 +130,26 @@ _ALL = [
 ]
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _ALL}
+
+
+class UnknownPreset(ValueError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"unknown preset '{name}'; known presets: {', '.join(known)}")
+        self.name = name
+
+
+def resolve_config(request: dict[str, Any]) -> TrainConfig:
+    """A request (preset name + overrides) -> a validated TrainConfig.
+
+    Raises UnknownPreset or pydantic.ValidationError (locations as in the request).
+    """
+    if not isinstance(request, dict):
+        raise TypeError("the training config must be a JSON object")
+    name = request.get("preset", "egornn-attention")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise UnknownPreset(str(name), sorted(PRESETS))
+    merged = deep_merge(PRESETS[name].config.model_dump(mode="json"), request)
+    return TrainConfig.model_validate(merged)
 
 
 def _lr(stage: StageConfig) -> str:

@@ -26,12 +26,14 @@ import torch
 from torch import nn
 
 from fpar_models import checkpoint
-from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig, resolve_config
+from fpar_models.compute import Compute
+from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig
 from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
 from fpar_models.data.gtea61 import class_names, scan
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
+from fpar_models.files import write_json_atomic
 from fpar_models.models import build_model, motion_map_grid, run_model
-from fpar_models.runtime import Runtime
+from fpar_models.presets import resolve_config
 
 LAST, MODEL, METRICS = "last.pt", "model.pt", "metrics.json"
 
@@ -63,7 +65,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], runtime: Runtime):
+def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], compute: Compute):
     """Training, validation (every epoch: it picks the best one) and test loaders. The test
     clips are the validation users' under the final protocol, which differs only for flow:
     the reference validates on the centre stack and tests on the mean of 5 (None otherwise)."""
@@ -71,12 +73,12 @@ def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], runtime: Runt
     streams = dict(rgb=cfg.uses_rgb, maps=grid is not None, flow=cfg.uses_flow)
     common = dict(image_size=cfg.image_size, frames=cfg.frames, rgb=cfg.uses_rgb, map_grid=grid,
                   flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
-                  seed=cfg.seed, cache=ImageCache(runtime.cache_bytes))
+                  seed=cfg.seed, cache=ImageCache(compute.cache_bytes))
     train_videos = scan(root, cfg.train_users, classes=classes, **streams)
     val_videos = scan(root, cfg.val_users, classes=classes, **streams)
     # persistent workers keep their frame caches from one epoch to the next
     options = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                   pin_memory=runtime.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+                   pin_memory=compute.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
 
     def evaluation(stacks: int):
         clips = ClipDataset(val_videos, train=False, eval_stacks=stacks, **common)
@@ -128,7 +130,7 @@ def set_train_mode(model: nn.Module, train_modules: list[nn.Module]) -> None:
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, loader, runtime: Runtime, max_batches: int = 16) -> None:
+def calibrate_batchnorm(model: nn.Module, loader, compute: Compute, max_batches: int = 16) -> None:
     """Estimate BatchNorm statistics on training clips. Only for randomly initialised
     backbones: a frozen BN with its initial statistics (0, 1) normalises nothing, and
     the unnormalised activations of a frozen random ResNet saturate the ConvLSTM."""
@@ -140,7 +142,7 @@ def calibrate_batchnorm(model: nn.Module, loader, runtime: Runtime, max_batches:
     for i, batch in enumerate(loader):
         if i == max_batches:
             break
-        run_model(model, normalize_batch(batch, runtime.device), heads=False)
+        run_model(model, normalize_batch(batch, compute.device), heads=False)
     for m in norms:
         m.momentum = 0.1
     model.eval()
@@ -175,7 +177,7 @@ def same_config(saved: dict | None, cfg: TrainConfig) -> bool:
         return False
 
 
-def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[str, float], *, heads: bool,
+def train_epoch(model: nn.Module, loader, optimizer, compute: Compute, alphas: dict[str, float], *, heads: bool,
                 should_stop: Callable[[], bool], progress: Callable[[float], None]) -> EpochStats:
     stats = EpochStats()
     waiting = time.perf_counter()
@@ -183,11 +185,11 @@ def train_epoch(model: nn.Module, loader, optimizer, rt: Runtime, alphas: dict[s
         stats.data_wait_s += time.perf_counter() - waiting  # the model sat idle for data this long
         if should_stop():
             raise Cancelled()
-        batch = normalize_batch(batch, rt.device)
-        with rt.autocast():
+        batch = normalize_batch(batch, compute.device)
+        with compute.autocast():
             loss, scored = run_and_score(model, batch, alphas, heads=heads)
         optimizer.zero_grad(set_to_none=True)
-        rt.backward(loss, optimizer)
+        compute.step(loss, optimizer)
         stats.add(scored, batch, loss)
         progress((i + 1) / len(loader))
         waiting = time.perf_counter()
@@ -199,19 +201,19 @@ def stage_best(out_dir: Path, stage_number: int) -> Path:
 
 
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbacks | None = None,
-          runtime: Runtime | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
+          compute: Compute | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
     """Run (or resume, when out_dir holds a checkpoint) every stage of cfg."""
     cb = callbacks or Callbacks()
-    rt = (runtime or Runtime.detect()).for_training(cfg.precision)
+    compute = (compute or Compute.detect()).for_training(cfg.precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir) / cfg.dataset
     classes = class_names(root)
-    train_loader, val_loader, test_loader = make_loaders(cfg, root, classes, rt)
+    train_loader, val_loader, test_loader = make_loaders(cfg, root, classes, compute)
     seed_everything(cfg.seed)
-    model = build_model(cfg, len(classes), weights_dir=rt.weights_dir)
+    model = build_model(cfg, len(classes), weights_dir=compute.weights_dir)
     warnings = load_streams(model, cfg, classes, resolve_model) if cfg.model.arch == "two-stream" else []
-    model = rt.prepare(model)
+    model = compute.prepare(model)
     alphas = {h.kind: h.alpha for h in cfg.model.heads}
 
     config = cfg.model_dump(mode="json")
@@ -224,7 +226,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
         model.load_state_dict(resume["model"])
         state = resume["state"]
     elif cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
-        calibrate_batchnorm(model, train_loader, rt)
+        calibrate_batchnorm(model, train_loader, compute)
     total_epochs = sum(s.epochs for s in cfg.stages)
     for s_idx in range(state["stage"], len(cfg.stages)):
         stage = cfg.stages[s_idx]
@@ -252,12 +254,12 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
                 cb.on_progress({**where, "fraction": (global_epoch + done) / total_epochs})
 
             started = time.perf_counter()
-            stats = train_epoch(model, train_loader, optimizer, rt, alphas, heads=heads,
+            stats = train_epoch(model, train_loader, optimizer, compute, alphas, heads=heads,
                                 should_stop=cb.should_stop, progress=progress)
             train_s = time.perf_counter() - started
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()  # once per epoch, after it
-            val = evaluate(model, val_loader, rt, alphas, heads=heads)
+            val = evaluate(model, val_loader, compute, alphas, heads=heads)
             row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
                    "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
             state["history"].append(row)
@@ -272,24 +274,24 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
                                    out_dir / LAST)
             cb.on_epoch(row)
         resume = None
-    return finish(model, cfg, classes, state, out_dir, warnings, test_loader, rt)
+    return finish(model, cfg, classes, state, out_dir, warnings, test_loader, compute)
 
 
 def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, out_dir: Path,
-           warnings: list[str], test_loader, rt: Runtime) -> TrainResult:
+           warnings: list[str], test_loader, compute: Compute) -> TrainResult:
     """The final model is the best of the last stage, as in the papers; its test accuracy
     is measured under the final protocol where that is not the validation's."""
     best = checkpoint.load(stage_best(out_dir, len(cfg.stages)), checkpoint.TRAINING_FORMAT)
     model.load_state_dict(best["model"])
     test_acc = best["val_acc"]
     if test_loader is not None:
-        test_acc = evaluate(model, test_loader, rt, {}, heads=False)["val_acc"]
+        test_acc = evaluate(model, test_loader, compute, {}, heads=False)["val_acc"]
     model_path = out_dir / MODEL
     checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"],
                                                  test_acc=test_acc), model_path)
     metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": classes,
                "history": state["history"], "warnings": warnings}
-    checkpoint.write_json_atomic(metrics, out_dir / METRICS)
+    write_json_atomic(metrics, out_dir / METRICS)
     return TrainResult(model_path, best["val_acc"], test_acc, state["history"], classes, warnings)
 
 

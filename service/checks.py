@@ -13,8 +13,9 @@ from core.store.jobs import JobStore
 from core.store.models import ModelRegistry
 from core.store.records import JobKind, WorkerRecord
 from core.store.workers import WorkerRegistry
-from fpar_models.config import STREAM_SOURCES, TrainConfig, deep_merge, resolve_config
+from fpar_models.config import STREAM_SOURCES, TrainConfig, deep_merge
 from fpar_models.data.gtea61 import FLOW_DIRS, RGB_DIR, class_names
+from fpar_models.presets import resolve_config
 from fpar_models.weights import find_imagenet_weights, missing_weights_message
 from service.deps import unknown_model
 from service.errors import Problem, field_error

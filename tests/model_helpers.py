@@ -1,5 +1,5 @@
 """Shared helpers of the unit tests."""
-from fpar_models.config import resolve_config
+from fpar_models.presets import resolve_config
 
 SMALL = {"pretrained": "none", "image_size": 64, "frames": 4, "batch_size": 4,
          "model": {"mem_size": 64}}

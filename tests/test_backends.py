@@ -6,9 +6,9 @@ import pytest
 from onnx import numpy_helper
 
 from fpar_models import checkpoint
-from fpar_models.backends import graph_path
-from fpar_models.inference import Clip, Predictor, random_clips
 from fpar_models.models import build_model
+from fpar_models.serving.predictor import Clip, Predictor, random_clips
+from fpar_models.serving.runtimes import graph_path
 
 from model_helpers import small_config
 

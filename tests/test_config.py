@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from fpar_models.config import TrainConfig, UnknownPreset, deep_merge, resolve_config
-from fpar_models.presets import PRESETS
+from fpar_models.config import TrainConfig, deep_merge
+from fpar_models.presets import PRESETS, UnknownPreset, resolve_config
 
 NAMES = {"convlstm", "egornn-attention", "flow", "two-stream", "ms-classification", "ms-regression",
          "ms-order", "static-dynamic", "dynamic-filter", "convlstm-dynamic", "idt-net", "feedback", "sparnet"}

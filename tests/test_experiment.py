@@ -7,11 +7,11 @@ from fpar_models.experiment import (
     ExperimentRequest,
     GridError,
     expand,
-    format_number,
     render,
     set_path,
     summarize,
 )
+from fpar_models.formatting import format_number
 
 BASE = {"preset": "ms-regression", "dataset": "synthetic", "pretrained": "none"}
 

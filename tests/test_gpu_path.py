@@ -1,4 +1,4 @@
-"""The CUDA code path, exercised on every machine: on CUDA the runtime turns models to
+"""The CUDA code path, exercised on every machine: on CUDA `Compute` turns models to
 channels_last, trains under bf16 autocast when the config asks, and predicts under it
 when the model's owner opts in. Both transformations work on the CPU too, so every preset
 trains a step, validates and predicts (with CAMs) under them here."""
@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from fpar_models import checkpoint
+from fpar_models.compute import Compute
 from fpar_models.evaluate import evaluate
-from fpar_models.inference import Clip, Predictor
 from fpar_models.models import build_model, motion_map_grid
 from fpar_models.presets import PRESETS
-from fpar_models.runtime import Runtime
+from fpar_models.serving import Clip, Predictor
 from fpar_models.train import configure_stage, make_optimizer, set_train_mode, train_epoch
 
 from model_helpers import small_config
@@ -19,9 +19,9 @@ from model_helpers import small_config
 B, T, S, CLASSES = 2, 4, 48, 6
 
 
-def cuda_like(precision: str) -> Runtime:
-    """What Runtime.detect() gives on a GPU, on the CPU: channels_last + autocast."""
-    return Runtime(torch.device("cpu"), channels_last=True).for_training(precision)
+def cuda_like(precision: str) -> Compute:
+    """What Compute.detect() gives on a GPU, on the CPU: channels_last + autocast."""
+    return Compute(torch.device("cpu"), channels_last=True).for_training(precision)
 
 
 def uint8_batches(cfg, n: int = 1) -> list[dict[str, torch.Tensor]]:
@@ -41,9 +41,9 @@ def uint8_batches(cfg, n: int = 1) -> list[dict[str, torch.Tensor]]:
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_trains_in_channels_last_under_bf16_autocast(preset):
     cfg = small_config(preset, frames=T, image_size=S)
-    rt = cuda_like("bf16")
+    compute = cuda_like("bf16")
     torch.manual_seed(0)
-    model = rt.prepare(build_model(cfg, CLASSES))
+    model = compute.prepare(build_model(cfg, CLASSES))
     assert model.classifier[-1].weight.dtype == torch.float32  # autocast leaves the weights fp32
     alphas = {h.kind: h.alpha for h in cfg.model.heads}
     loader = uint8_batches(cfg)
@@ -52,14 +52,14 @@ def test_every_preset_trains_in_channels_last_under_bf16_autocast(preset):
         optimizer, _ = make_optimizer(stage, groups)
         set_train_mode(model, train_modules)
         before = [p.detach().clone() for g in groups for p in g["params"]]
-        stats = train_epoch(model, loader, optimizer, rt, alphas, heads="heads" in stage.train,
+        stats = train_epoch(model, loader, optimizer, compute, alphas, heads="heads" in stage.train,
                             should_stop=lambda: False, progress=lambda done: None)
         summary = stats.summary("train_")
         assert np.isfinite(summary["train_loss"]), summary
         after = [p.detach() for g in groups for p in g["params"]]
         assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the optimiser stepped
         assert all(torch.isfinite(p).all() for p in after)
-        val = evaluate(model, loader, rt, alphas, heads="heads" in stage.train)
+        val = evaluate(model, loader, compute, alphas, heads="heads" in stage.train)
         assert 0 <= val["val_acc"] <= 1 and np.isfinite(val["val_loss"])
 
 
@@ -68,7 +68,7 @@ def test_prediction_with_cams_in_channels_last_under_bf16(preset, tmp_path):
     cfg = small_config(preset, frames=T, image_size=S)
     path = tmp_path / "model.pt"
     checkpoint.save_atomic(checkpoint.model_file(build_model(cfg, CLASSES), cfg, list("abcdef")), path)
-    predictor = Predictor(path, runtime=Runtime(torch.device("cpu"), torch.bfloat16, channels_last=True))
+    predictor = Predictor(path, compute=Compute(torch.device("cpu"), torch.bfloat16, channels_last=True))
     rgb = np.random.default_rng(0).integers(0, 256, (T, S, S, 3), dtype=np.uint8)
     flow = np.zeros((cfg.model.eval_stacks, 10, S, S), np.uint8) if cfg.uses_flow else None
     (answer,) = predictor.predict([Clip(rgb, flow, top_k=3, explain=True)])
@@ -78,13 +78,13 @@ def test_prediction_with_cams_in_channels_last_under_bf16(preset, tmp_path):
 
 def test_fp16_training_scales_the_loss():
     cfg = small_config("dynamic-filter", frames=T, image_size=S, precision="fp16")
-    rt = cuda_like(cfg.precision)
-    assert rt.amp_dtype == torch.float16 and rt.scaler is not None
-    model = rt.prepare(build_model(cfg, CLASSES))
+    compute = cuda_like(cfg.precision)
+    assert compute.amp_dtype == torch.float16 and compute.scaler is not None
+    model = compute.prepare(build_model(cfg, CLASSES))
     stage = cfg.stages[1]
     groups, train_modules = configure_stage(model, stage)
     optimizer, _ = make_optimizer(stage, groups)
     set_train_mode(model, train_modules)
-    stats = train_epoch(model, uint8_batches(cfg, 2), optimizer, rt, {"dynamic_filter": 1e-3}, heads=True,
+    stats = train_epoch(model, uint8_batches(cfg, 2), optimizer, compute, {"dynamic_filter": 1e-3}, heads=True,
                         should_stop=lambda: False, progress=lambda done: None)
     assert np.isfinite(stats.summary("train_")["train_loss"])

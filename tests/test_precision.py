@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from fpar_models import checkpoint
-from fpar_models.inference import Clip, Predictor, random_clips
 from fpar_models.models import build_model
-from fpar_models.precision import bf16_units, torch_bf16_units
+from fpar_models.serving.precision import bf16_units, torch_bf16_units
+from fpar_models.serving.predictor import Clip, Predictor, random_clips
 
 from model_helpers import small_config
 
@@ -83,12 +83,12 @@ def test_bf16_on_pytorch_is_autocast_with_its_cost_measured(model, tmp_path):
         assert p.choice.precision == "fp32" and "this CPU has no bf16 units" in p.choice.reason
         return
     assert (p.choice.backend, p.choice.precision, p.choice.verified) == ("torch", "bf16", False), p.choice
-    assert p.engine.runtime.amp_dtype == torch.bfloat16 and p.choice.cost["clips"] == 12
+    assert p.engine.compute.amp_dtype == torch.bfloat16 and p.choice.cost["clips"] == 12
     assert 0 < p.choice.cost["max_abs_diff"] < 0.5  # bf16: close to fp32, not equal
     answer = p.predict([Clip(evaluation()[0]["frames"][0], top_k=3, explain=True)])[0]
     assert len(answer["top_k"]) == 3 and len(answer["cams"]) == cfg.frames
     fp32 = Predictor(path, inference="torch")  # the default is untouched
-    assert fp32.choice.precision == "fp32" and fp32.engine.runtime.amp_dtype is None
+    assert fp32.choice.precision == "fp32" and fp32.engine.compute.amp_dtype is None
 
 
 @pytest.mark.parametrize("inference, evaluation, why", [

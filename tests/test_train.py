@@ -11,10 +11,10 @@ from PIL import Image
 
 from fpar_models import checkpoint
 from fpar_models.checkpoint import load_model
+from fpar_models.compute import Compute
 from fpar_models.data.gtea61 import class_names
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.inference import Clip, Predictor
-from fpar_models.runtime import Runtime
+from fpar_models.serving import Clip, Predictor
 from fpar_models.train import LAST, Callbacks, Cancelled, make_loaders, train
 
 from model_helpers import SMALL, small_config
@@ -156,7 +156,7 @@ def test_flow_validates_on_the_centre_stack_and_tests_on_five(data_dir):
     centre stack; only the final test averages 5 stacks spread over the video."""
     root = data_dir / "synthetic"
     for preset in ("flow", "two-stream"):
-        _, val, test = make_loaders(small_config(preset), root, class_names(root), Runtime())
+        _, val, test = make_loaders(small_config(preset), root, class_names(root), Compute())
         assert val.dataset[0]["flow"].shape[0] == 1 and test.dataset[0]["flow"].shape[0] == 5
-    _, _, none = make_loaders(small_config("egornn-attention"), root, class_names(root), Runtime())
+    _, _, none = make_loaders(small_config("egornn-attention"), root, class_names(root), Compute())
     assert none is None  # RGB models: the test protocol is the validation's

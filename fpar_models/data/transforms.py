@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from fpar_models.data.gtea61 import DatasetError
+
 SCALES = (1.0, 0.875, 0.75, 0.65625)
 POSITIONS = ("c", "tl", "tr", "bl", "br")
 RGB_MEAN = (0.485, 0.456, 0.406)
@@ -94,8 +96,6 @@ def apply_crop(img: Image.Image, crop: Crop, *, invert_on_flip: bool = False) ->
 
 def load_image(path, mode: str) -> Image.Image:
     """Decode fully (so truncated files fail here, naming the path) and convert."""
-    from fpar_models.data.gtea61 import DatasetError
-
     try:
         with Image.open(path) as img:
             img.load()

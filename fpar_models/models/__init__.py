@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fpar_models.config import TrainConfig
+from fpar_models.config import MOTION_MAP_HEADS, TrainConfig
 from fpar_models.models.backbone import imagenet_state
 from fpar_models.models.egornn import EgoRNN
 from fpar_models.models.flow import FlowResNet
@@ -58,6 +58,6 @@ def run_model(model: nn.Module, batch: dict[str, torch.Tensor], *, heads: bool =
 def motion_map_grid(cfg: TrainConfig) -> int | None:
     """Side of the motion maps the config's MS head predicts (None without one)."""
     for h in cfg.model.heads:
-        if h.kind in ("motion_segmentation", "feedback"):
+        if h.kind in MOTION_MAP_HEADS:
             return map_grid(h.attach, cfg.image_size)
     return None

@@ -1,3 +1,4 @@
+"""Liveness, readiness (Redis reachable and a worker alive) and Prometheus metrics."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response

@@ -1,3 +1,4 @@
+"""Jobs: the listing, one job, cancelling, forgetting, and its live event stream."""
 from __future__ import annotations
 
 from typing import Annotated

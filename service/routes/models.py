@@ -1,3 +1,5 @@
+"""Trained models: the registry, opt-in serving precision, removal, the presets, and exports
+built by a worker."""
 from __future__ import annotations
 
 import json

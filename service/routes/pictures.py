@@ -14,7 +14,7 @@ from core.store.answers import answer_key
 from core.store.records import Answer, JobKind, ModelRecord
 from fpar_models import plots
 from fpar_models.data.gtea61 import RGB_DIR
-from fpar_models.experiment import format_value
+from fpar_models.formatting import format_value
 from service.answers import ask_worker
 from service.deps import AnswersDep, ExperimentDep, JobDep, JobsDep, ModelDep, QueueDep, SettingsDep
 from service.errors import Problem, field_error

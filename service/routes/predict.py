@@ -1,3 +1,5 @@
+"""POST /predict: frames, a video or flow images in, prepared and checked here (a bad file
+is a 422 naming it), queued as a prediction job; `wait` answers it when it ends in time."""
 from __future__ import annotations
 
 from typing import Annotated

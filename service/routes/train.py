@@ -1,3 +1,4 @@
+"""POST /train: a preset plus overrides, resolved and checked here, queued as a training job."""
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -5,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Response
 
 from core.store.records import JobKind, new_id
-from fpar_models.config import UnknownPreset, resolve_config
+from fpar_models.presets import UnknownPreset, resolve_config
 from service import idempotency
 from service.checks import check_queue_room, runnable
 from service.deps import IdempotencyDep, JobsDep, ModelsDep, QueueDep, SettingsDep

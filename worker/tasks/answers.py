@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 
 from core import tasks
 from fpar_models.analysis import NoPicture, cam_picture, confusion_matrix, heads_picture, video_batch
 from fpar_models.data.gtea61 import DatasetError
+from fpar_models.files import write_bytes_atomic
 from fpar_models.models import motion_map_grid
 from fpar_models.serving import export
 from worker.app import app
@@ -64,10 +64,7 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
                             maps=kind == "heads" and motion_map_grid(cfg) is not None)
         draw = cam_picture if kind == "cam" else heads_picture
         body = draw(predictor.model, cfg, classes, batch, compute, f"{model_id} ({cfg.preset}): {video}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_bytes(body)
-    tmp.replace(path)
+    write_bytes_atomic(body, path)
     return media, body
 
 

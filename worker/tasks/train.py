@@ -11,6 +11,7 @@ from core import tasks
 from core.store.records import JobStatus, ModelRecord, model_id_of
 from fpar_models import checkpoint
 from fpar_models.config import TrainConfig
+from fpar_models.files import atomic_path
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, train
 from worker.app import app
 from worker.jobs import claimed, failure, jobs, running
@@ -73,11 +74,9 @@ def register(job_id: str, cfg: TrainConfig, out: Path, result: TrainResult) -> s
     """Publish the trained model to the model store and list it in Redis (idempotent)."""
     model_id = model_id_of(job_id)
     folder = app.settings.model_dir / model_id
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{MODEL}.tmp"
-    shutil.copyfile(out / MODEL, tmp)
-    tmp.replace(folder / MODEL)
-    shutil.copyfile(out / METRICS, folder / METRICS)
+    for name in (METRICS, MODEL):  # the model last: a model file in the store is a whole one
+        with atomic_path(folder / name) as tmp:
+            shutil.copyfile(out / name, tmp)
     inputs = [name for name, used in (("rgb", cfg.uses_rgb), ("flow", cfg.uses_flow)) if used]
     app.stores.models.add(ModelRecord(
         id=model_id, arch=cfg.model.arch, preset=cfg.preset, classes=result.classes,

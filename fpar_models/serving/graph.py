@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
-from fpar_models.data.dataset import normalize_flow, normalize_rgb
+from fpar_models.data.dataset import ClipDataset, normalize_flow, normalize_rgb
+from fpar_models.data.gtea61 import DatasetError, scan
 from fpar_models.data.transforms import FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD
+from fpar_models.files import atomic_path
 from fpar_models.models import run_model
 
 OPSET = 17
@@ -65,21 +67,17 @@ def example_inputs(cfg: TrainConfig, batch: int = 2) -> tuple[torch.Tensor, ...]
 
 
 def export_onnx(servable: Servable, cfg: TrainConfig, path: Path) -> Path:
-    """The serving graph as ONNX (opset 17), batch size free; written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """The serving graph as ONNX (opset 17), batch size free; written whole or not at all."""
     names, outputs = input_names(cfg), output_names(cfg)
     cpu_copy = copy.deepcopy(servable).cpu().float().eval()  # the served one may live on a GPU
     # the TorchScript-based exporter: it unrolls the ConvLSTM for the model's T and keeps the
     # batch size free; torch warns that it is the legacy one
-    with torch.no_grad(), warnings.catch_warnings():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(cpu_copy, example_inputs(cfg), str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=names, output_names=outputs,
                           dynamic_axes={n: {0: "batch"} for n in names + outputs})
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def preprocessing(cfg: TrainConfig, classes: list[str]) -> dict[str, Any]:
@@ -113,9 +111,6 @@ def dataset_clips(cfg: TrainConfig, classes: list[str], data_dir: Path, users: l
     """Up to `count` clips of the users' videos, spread over the list (so over the classes),
     through the evaluation pipeline in the serving layout, with their labels. None when
     the dataset is not at hand."""
-    from fpar_models.data.dataset import ClipDataset
-    from fpar_models.data.gtea61 import DatasetError, scan
-
     try:
         videos = scan(Path(data_dir) / cfg.dataset, users, rgb=cfg.uses_rgb, flow=cfg.uses_flow, classes=classes)
         videos = videos[::max(1, len(videos) // count)][:count]

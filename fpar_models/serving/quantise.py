@@ -1,7 +1,7 @@
 """NNCF post-training quantisation of a serving graph, as its own process (see
-fpar_models.precision.quantise, which runs it):
+fpar_models.serving.precision.quantise, which runs it):
 
-    python -m fpar_models.quantise serving.onnx calibration.npz serving-int8.xml
+    python -m fpar_models.serving.quantise serving.onnx calibration.npz serving-int8.xml
 
 The calibration clips are the arrays of the npz, named as the graph's inputs; each clip is
 one calibration step. The int8 model is written atomically (weights kept in full where they
@@ -16,6 +16,8 @@ import nncf
 import numpy as np
 import openvino as ov
 
+from fpar_models.files import atomic_path
+
 
 def quantise(graph: Path, calibration: Path, out: Path) -> None:
     with np.load(calibration) as arrays:
@@ -23,10 +25,8 @@ def quantise(graph: Path, calibration: Path, out: Path) -> None:
     count = len(next(iter(inputs.values())))
     clips = [{name: array[i:i + 1] for name, array in inputs.items()} for i in range(count)]
     quantised = nncf.quantize(ov.Core().read_model(str(graph)), nncf.Dataset(clips), subset_size=count)
-    partial = out.with_name(f".{out.stem}.tmp.xml")
-    ov.save_model(quantised, str(partial), compress_to_fp16=False)
-    partial.with_suffix(".bin").replace(out.with_suffix(".bin"))
-    partial.replace(out)
+    with atomic_path(out, siblings=(".bin",)) as partial:  # the weights file beside the .xml
+        ov.save_model(quantised, str(partial), compress_to_fp16=False)
 
 
 if __name__ == "__main__":

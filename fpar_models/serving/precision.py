@@ -8,7 +8,7 @@ not assumed:
     int8  the serving graph quantised after training by NNCF (weights and activations),
           calibrated on training clips, run by OpenVINO on the CPU
 
-Reduced OpenVINO graphs run in a child process of their own (fpar_models.isolated), NNCF
+Reduced OpenVINO graphs run in a child process of their own (fpar_models.serving.isolated), NNCF
 in another. When a worker first builds a reduced mode it runs it beside fp32 PyTorch on the model's
 validation clips and reports top-1 agreement and the accuracy of each (GET /models/{id});
 the int8 graph and the measurement are cached beside the checkpoint, so later loads decode
@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from fpar_models.files import write_json_atomic
+from fpar_models.serving.isolated import IsolatedEngine
 
 PRECISIONS = ("fp32", "bf16", "int8")
 EVAL_CLIPS = 64         # validation clips the cost is measured on (all of them when fewer)
@@ -81,7 +84,7 @@ def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         clips = Path(tmp) / "calibration.npz"
         np.savez(clips, **calibration)
-        run = subprocess.run([sys.executable, "-m", "fpar_models.quantise", str(graph), str(clips), str(out)],
+        run = subprocess.run([sys.executable, "-m", "fpar_models.serving.quantise", str(graph), str(clips), str(out)],
                              capture_output=True, text=True, timeout=timeout_s)
     if run.returncode != 0 or not out.exists():
         raise RuntimeError(f"NNCF quantisation failed: {run.stderr.strip()[-500:]}")
@@ -90,8 +93,6 @@ def quantise(graph: Path, calibration: dict[str, np.ndarray], out: Path, timeout
 
 def engine(graph: Path, precision: str, threads: int, calibration: Calibration | None):
     """An OpenVINO engine running the ONNX serving graph `graph` in `precision`."""
-    from fpar_models.isolated import IsolatedEngine
-
     if precision == "bf16":
         return IsolatedEngine(graph, threads, hint="bf16")
     if precision == "int8":
@@ -143,6 +144,5 @@ def known_cost(path: Path, runtime: str) -> dict | None:
 
 
 def keep_cost(path: Path, runtime: str, measured: dict) -> dict:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"runtime": runtime_version(runtime), "cost": measured}))
+    write_json_atomic({"runtime": runtime_version(runtime), "cost": measured}, path)  # other workers read it
     return measured

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from fpar_models import cam
-from fpar_models.backends import serve
 from fpar_models.checkpoint import load_model
+from fpar_models.compute import Compute
 from fpar_models.data.transforms import prepare_frames
-from fpar_models.precision import Calibration, Evaluation
-from fpar_models.runtime import Runtime
-from fpar_models.serving import example_inputs, input_names
+from fpar_models.serving.graph import example_inputs, input_names
+from fpar_models.serving.precision import Calibration, Evaluation
+from fpar_models.serving.runtimes import serve
 
 
 @dataclass
@@ -31,20 +31,20 @@ class Clip:
 
 class Predictor:
     """A trained model ready to answer: loaded once, served by the runtime `inference`
-    chooses (see fpar_models.backends), verified against eager PyTorch on `samples`."""
+    chooses (see fpar_models.serving.runtimes), verified against eager PyTorch on `samples`."""
 
-    def __init__(self, path: Path, runtime: Runtime | None = None, *, inference: str = "torch",
+    def __init__(self, path: Path, compute: Compute | None = None, *, inference: str = "torch",
                  samples: dict[str, np.ndarray] | None = None, precision: str = "fp32",
                  evaluation: Evaluation | None = None, calibration: Calibration | None = None):
-        self.runtime = runtime or Runtime.detect()
+        self.compute = compute or Compute.detect()
         model, meta = load_model(path)
-        self.model = self.runtime.prepare(model).eval()
+        self.model = self.compute.prepare(model).eval()
         self.config = meta["config"]
         self.classes: list[str] = meta["classes"]
         self.best_val_acc = meta.get("best_val_acc")
         samples = samples if samples is not None else random_clips(self.config)
         self.precision = precision  # asked for; self.choice.precision is what serves
-        self.engine, self.choice = serve(self.model, self.config, self.runtime, requested=inference,
+        self.engine, self.choice = serve(self.model, self.config, self.compute, requested=inference,
                                          cache_dir=Path(path).parent / "compiled", samples=samples,
                                          precision=precision, evaluation=evaluation, calibration=calibration)
 

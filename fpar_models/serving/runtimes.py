@@ -1,4 +1,4 @@
-"""Inference runtimes behind one interface: the serving graph (`fpar_models.serving`) run
+"""Inference runtimes behind one interface: the serving graph (`fpar_models.serving.graph`) run
 by eager PyTorch, ONNX Runtime or OpenVINO.
 
     FPAR_INFERENCE=auto | torch | openvino | onnxruntime
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fpar_models import precision as reduced_precision
+from fpar_models.compute import Compute
 from fpar_models.config import TrainConfig
-from fpar_models.isolated import compile_graph, infer
-from fpar_models.runtime import Runtime
-from fpar_models.serving import Servable, export_onnx
+from fpar_models.serving import precision as reduced_precision
+from fpar_models.serving.graph import Servable, export_onnx
+from fpar_models.serving.isolated import compile_graph, infer
 
 log = logging.getLogger("fpar.inference")
 COMPILED = ("openvino", "onnxruntime")  # fastest first on this project's CPU
@@ -51,13 +51,13 @@ class Choice:
 class TorchEngine:
     name = "torch"
 
-    def __init__(self, servable: Servable, runtime: Runtime):
-        self.servable, self.runtime = servable, runtime
+    def __init__(self, servable: Servable, compute: Compute):
+        self.servable, self.compute = servable, compute
 
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        tensors = [torch.from_numpy(inputs[name]).to(self.runtime.device) for name in self.servable.inputs]
-        with self.runtime.autocast():
+        tensors = [torch.from_numpy(inputs[name]).to(self.compute.device) for name in self.servable.inputs]
+        with self.compute.autocast():
             outputs = self.servable(*tensors)
         return [o.float().cpu().numpy() for o in outputs]
 
@@ -120,26 +120,26 @@ def verify(engine, reference: TorchEngine, samples: dict[str, np.ndarray], k: in
     return True, diff, ""
 
 
-def serve(model: torch.nn.Module, cfg: TrainConfig, runtime: Runtime, *, requested: str = "torch",
+def serve(model: torch.nn.Module, cfg: TrainConfig, compute: Compute, *, requested: str = "torch",
           cache_dir: Path | None = None, samples: dict[str, np.ndarray], threads: int | None = None,
           precision: str = "fp32", evaluation: reduced_precision.Evaluation | None = None,
           calibration: reduced_precision.Calibration | None = None):
     """(engine, Choice): the model in the reduced `precision` asked for when it can be built
     and measured here (on the labelled `evaluation` clips), otherwise the fastest fp32
     runtime that verifies on `samples`, otherwise eager PyTorch."""
-    reference = TorchEngine(Servable(model, cfg), runtime)
+    reference = TorchEngine(Servable(model, cfg), compute)
     threads = threads or torch.get_num_threads()
     reasons = []
     if precision != "fp32":
         try:
-            return reduced(reference, cfg, runtime, requested, precision, cache_dir, threads, evaluation, calibration)
+            return reduced(reference, cfg, compute, requested, precision, cache_dir, threads, evaluation, calibration)
         except reduced_precision.Unavailable as e:
             reasons.append(f"{precision} refused: {e}")
         except Exception as e:
             log.warning("%s serving could not be built", precision, exc_info=True)
             reasons.append(f"{precision} failed: {type(e).__name__}: {e}"[:300])
         log.warning("model served in fp32: %s", reasons[-1])
-    for name in candidates(requested, runtime.device):
+    for name in candidates(requested, compute.device):
         if not installed(name):
             reasons.append(f"{name} is not installed")
             continue
@@ -166,17 +166,17 @@ def serving_graph(reference: TorchEngine, cfg: TrainConfig, cache_dir: Path) -> 
     return graph
 
 
-def reduced(reference: TorchEngine, cfg: TrainConfig, runtime: Runtime, requested: str, precision: str,
+def reduced(reference: TorchEngine, cfg: TrainConfig, compute: Compute, requested: str, precision: str,
             cache_dir: Path, threads: int, evaluation, calibration):
     """The model in bf16 or int8, with its measured cost; Unavailable says why not."""
-    name = reduced_precision.runtime_for(precision, runtime.device, requested)
-    costs = reduced_precision.cost_file(graph_path(cache_dir, cfg), precision, name, runtime.device)
+    name = reduced_precision.runtime_for(precision, compute.device, requested)
+    costs = reduced_precision.cost_file(graph_path(cache_dir, cfg), precision, name, compute.device)
     cost = reduced_precision.known_cost(costs, name)
     clips = None if cost else evaluation() if evaluation else None
     if cost is None and clips is None:
         raise reduced_precision.Unavailable("its cost cannot be measured: the validation clips are not at hand")
     if name == "torch":
-        engine = TorchEngine(reference.servable, dataclasses.replace(runtime, amp_dtype=torch.bfloat16))
+        engine = TorchEngine(reference.servable, dataclasses.replace(compute, amp_dtype=torch.bfloat16))
     else:
         engine = reduced_precision.engine(serving_graph(reference, cfg, cache_dir), precision, threads, calibration)
     if cost is None:

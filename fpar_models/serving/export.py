@@ -15,14 +15,15 @@ import torch
 from torch import nn
 
 from fpar_models.config import TrainConfig
-from fpar_models.serving import Servable, example_inputs, export_onnx, preprocessing
+from fpar_models.files import atomic_path
+from fpar_models.serving.graph import Servable, example_inputs, export_onnx, preprocessing
 
 FORMATS = ("onnx", "openvino", "torchscript")
 MAX_BATCH = 8  # Triton's dynamic batcher: the graph itself takes any batch size
 
 
 def build(model: nn.Module, cfg: TrainConfig, classes: list[str], fmt: str, path: Path, name: str) -> Path:
-    """Write the `fmt` artefact of the model to `path` (a zip), atomically."""
+    """Write the `fmt` artefact of the model to `path` (a zip), whole or not at all."""
     servable = Servable(copy.deepcopy(model).cpu().float().eval(), cfg).requires_grad_(False)  # inference only
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -46,14 +47,11 @@ def build(model: nn.Module, cfg: TrainConfig, classes: list[str], fmt: str, path
         files = sorted(p.name for p in folder.iterdir())
         (folder / "metadata.json").write_text(json.dumps(
             {"name": name, "format": fmt, "files": files + ["metadata.json"], **preprocessing(cfg, classes)}, indent=2))
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.tmp")
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:  # weights do not compress
+        # stored, not deflated: weights do not compress
+        with atomic_path(path) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
             for file in sorted(folder.iterdir()):
                 archive.write(file, file.name)
-        partial.replace(path)
-    return path
+    return Path(path)
 
 
 def triton_config(cfg: TrainConfig, classes: list[str], name: str) -> str:

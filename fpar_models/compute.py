@@ -1,8 +1,11 @@
 """Where and how the tensors run: the device, mixed precision, memory format, and the
 host-side frame cache budget. CUDA gets channels_last and cuDNN autotuning. Predictions
-are fp32 on every device unless a model's owner opts in to bf16 (fpar_models.precision:
+are fp32 on every device unless a model's owner opts in to bf16 (fpar_models.serving.precision:
 measured first); training runs in the precision its config names (`precision`: fp32
-unless asked)."""
+unless asked).
+
+Not an inference runtime: in this project "runtime" means what runs a serving graph
+(PyTorch, OpenVINO, ONNX Runtime: fpar_models.serving.runtimes)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +18,7 @@ from torch import nn
 
 
 @dataclass
-class Runtime:
+class Compute:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
@@ -24,7 +27,7 @@ class Runtime:
     scaler: torch.amp.GradScaler | None = None
 
     @classmethod
-    def detect(cls, device: str | None = None) -> Runtime:
+    def detect(cls, device: str | None = None) -> Compute:
         """FPAR_DEVICE (cpu, cuda, cuda:1) or the first GPU when there is one."""
         name = device or os.environ.get("FPAR_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
         dev = torch.device(name)
@@ -37,8 +40,8 @@ class Runtime:
         return cls(dev, channels_last=dev.type == "cuda", weights_dir=os.environ.get("FPAR_WEIGHTS_DIR"),
                    cache_bytes=cache_mb << 20)
 
-    def for_training(self, precision: str) -> Runtime:
-        """This runtime with a training run's precision: fp32, or bf16/fp16 autocast (fp16
+    def for_training(self, precision: str) -> Compute:
+        """This compute with a training run's precision: fp32, or bf16/fp16 autocast (fp16
         scales the loss so small gradients do not underflow)."""
         amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         if amp == torch.bfloat16 and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -57,7 +60,9 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backward and the optimiser's step: under fp16 through the loss scaler, which skips
+        a step whose gradients overflowed and then adjusts its scale."""
         if self.scaler is None:
             loss.backward()
             optimizer.step()
