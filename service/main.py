@@ -132,7 +132,7 @@ def _openapi(app: FastAPI) -> dict:
         components["TrainRequest"] = body
         components["Problem"] = PROBLEM_SCHEMA
         # the states a job never leaves, for clients (the dashboard) that take them from here
-        components["JobStatus"]["x-terminal"] = [s for s in JobStatus if s in TERMINAL]
+        components["JobStatus"]["x-terminal"] = [s.value for s in JobStatus if s in TERMINAL]
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
         problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
