@@ -23,7 +23,7 @@ from fpar_models.models import build_model, motion_map_grid, run_model
 from fpar_models.presets import PRESETS, resolve_config
 from fpar_models.serving.predictor import random_clips
 from fpar_models.serving.runtimes import COMPILED, installed, serve
-from fpar_models.train import configure_stage, make_optimizer, set_train_mode
+from fpar_models.stages import configure_stage, make_optimizer, set_train_mode
 
 
 def timed(fn, repeat: int, warmup: int = 1, sync=lambda: None) -> float:

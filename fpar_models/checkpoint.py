@@ -51,6 +51,13 @@ def model_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta: A
             "state_dict": model.state_dict(), **meta}
 
 
+def training_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta: Any) -> dict[str, Any]:
+    """A checkpoint of a run in progress (last.pt, the stages' best): the weights under
+    "model", with the config and classes that describe them, as a model file has them."""
+    return {"format": TRAINING_FORMAT, "config": cfg.model_dump(mode="json"), "classes": list(classes),
+            "model": model.state_dict(), **meta}
+
+
 def load_model(path: Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A trained model ready for inference, and its checkpoint's metadata."""
     ckpt = load(Path(path), MODEL_FORMAT)

@@ -5,9 +5,9 @@ the best weights kept and a resumable checkpoint written after every epoch.
     python -m fpar_models.train --config CFG.json --data-dir DIR --out OUT
 
 As in the reference code, the optimiser holds exactly the parameters the stage unfreezes
-and frozen BatchNorm stays in eval mode. Unlike it, the scheduler steps once per epoch,
-after it (the reference steps first, the PyTorch < 1.1 convention), and class ids do not
-depend on which users are loaded.
+and frozen BatchNorm stays in eval mode (fpar_models.stages). Unlike it, the scheduler
+steps once per epoch, after it (the reference steps first, the PyTorch < 1.1 convention),
+and class ids do not depend on which users are loaded.
 """
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ from torch import nn
 from fpar_models import checkpoint
 from fpar_models.compute import Compute
 from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig
-from fpar_models.data.dataset import ClipDataset, EpochSampler, ImageCache, normalize_batch
-from fpar_models.data.gtea61 import class_names, scan
+from fpar_models.data.dataset import normalize_batch
+from fpar_models.data.gtea61 import class_names
+from fpar_models.data.loaders import Loaders, make_loaders
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
 from fpar_models.files import write_json_atomic
-from fpar_models.models import build_model, motion_map_grid, run_model
+from fpar_models.models import build_model, run_model
 from fpar_models.presets import resolve_config
+from fpar_models.stages import configure_stage, make_optimizer, set_train_mode
 
 LAST, MODEL, METRICS = "last.pt", "model.pt", "metrics.json"
 
@@ -63,70 +65,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], compute: Compute):
-    """Training, validation (every epoch: it picks the best one) and test loaders. The test
-    clips are the validation users' under the final protocol, which differs only for flow:
-    the reference validates on the centre stack and tests on the mean of 5 (None otherwise)."""
-    grid = motion_map_grid(cfg)
-    streams = dict(rgb=cfg.uses_rgb, maps=grid is not None, flow=cfg.uses_flow)
-    common = dict(image_size=cfg.image_size, frames=cfg.frames, rgb=cfg.uses_rgb, map_grid=grid,
-                  flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
-                  seed=cfg.seed, cache=ImageCache(compute.cache_bytes))
-    train_videos = scan(root, cfg.train_users, classes=classes, **streams)
-    val_videos = scan(root, cfg.val_users, classes=classes, **streams)
-    # persistent workers keep their frame caches from one epoch to the next
-    options = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                   pin_memory=compute.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-
-    def evaluation(stacks: int):
-        clips = ClipDataset(val_videos, train=False, eval_stacks=stacks, **common)
-        return torch.utils.data.DataLoader(clips, sampler=EpochSampler(len(clips), shuffle=False), **options)
-
-    train_set = ClipDataset(train_videos, train=True, **common)
-    train = torch.utils.data.DataLoader(train_set, **options,
-                                        sampler=EpochSampler(len(train_set), shuffle=True, seed=cfg.seed))
-    m = cfg.model
-    test = evaluation(m.eval_stacks) if cfg.uses_flow and m.eval_stacks != m.val_stacks else None
-    return train, evaluation(m.val_stacks), test
-
-
-def configure_stage(model: nn.Module, stage: StageConfig) -> tuple[list[dict], list[nn.Module]]:
-    """Freeze everything, unfreeze the stage's parts. Returns the optimiser's parameter
-    groups (each parameter once) and the modules that train in train mode."""
-    for p in model.parameters():
-        p.requires_grad_(False)
-    parts = model.parts()
-    groups, seen, train_modules = [], set(), []
-    for name in stage.train:
-        part = parts[name]
-        params = [p for p in part.params if id(p) not in seen]
-        seen.update(id(p) for p in params)
-        for p in params:
-            p.requires_grad_(True)
-        if params:
-            groups.append({"params": params, "lr": stage.part_lr.get(name, stage.lr), "name": name})
-        train_modules += part.modules
-    return groups, train_modules
-
-
-def make_optimizer(stage: StageConfig, groups: list[dict]):
-    if stage.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=stage.lr, momentum=stage.momentum, weight_decay=stage.weight_decay)
-    else:
-        opt = torch.optim.Adam(groups, lr=stage.lr, weight_decay=stage.weight_decay, eps=stage.eps)
-    if stage.schedule == "exponential":
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=stage.gamma)
-    else:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=stage.milestones, gamma=stage.gamma)
-    return opt, sched
-
-
-def set_train_mode(model: nn.Module, train_modules: list[nn.Module]) -> None:
-    model.eval()  # frozen BatchNorm keeps its running statistics, dropout of frozen parts is off
-    for m in train_modules:
-        m.train()
 
 
 @torch.no_grad()
@@ -200,99 +138,150 @@ def stage_best(out_dir: Path, stage_number: int) -> Path:
     return out_dir / f"stage{stage_number}_best.pt"
 
 
+@dataclass
+class Run:
+    """What every epoch of a training run reads, and `state`, what the run has done so far
+    (stage index and epochs done in it, that stage's best val_acc, the metrics rows):
+    last.pt keeps it, and a resumed run starts from it."""
+    cfg: TrainConfig
+    model: nn.Module
+    compute: Compute
+    loaders: Loaders
+    out_dir: Path
+    classes: list[str]
+    callbacks: Callbacks
+    state: dict[str, Any]
+
+    @property
+    def alphas(self) -> dict[str, float]:
+        return {h.kind: h.alpha for h in self.cfg.model.heads}
+
+
+@dataclass
+class Stage:
+    """A stage as it trains: the optimiser over exactly the parts it unfreezes, and the
+    modules that run in train mode."""
+    index: int  # in cfg.stages
+    config: StageConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_modules: list[nn.Module]
+
+
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbacks | None = None,
           compute: Compute | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
     """Run (or resume, when out_dir holds a checkpoint) every stage of cfg."""
-    cb = callbacks or Callbacks()
     compute = (compute or Compute.detect()).for_training(cfg.precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir) / cfg.dataset
     classes = class_names(root)
-    train_loader, val_loader, test_loader = make_loaders(cfg, root, classes, compute)
+    loaders = make_loaders(cfg, root, classes, compute)
     seed_everything(cfg.seed)
     model = build_model(cfg, len(classes), weights_dir=compute.weights_dir)
     warnings = load_streams(model, cfg, classes, resolve_model) if cfg.model.arch == "two-stream" else []
     model = compute.prepare(model)
-    alphas = {h.kind: h.alpha for h in cfg.model.heads}
+    state, saved = resume(out_dir, cfg, model)
+    if saved is None and cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
+        calibrate_batchnorm(model, loaders.train, compute)
+    run = Run(cfg, model, compute, loaders, out_dir, classes, callbacks or Callbacks(), state)
+    first = state["stage"]
+    for index in range(first, len(cfg.stages)):
+        stage = start_stage(run, index, saved if index == first else None)
+        for epoch in range(state["epoch"], stage.config.epochs):
+            run.callbacks.on_epoch(run_epoch(run, stage, epoch))
+    return finish(run, warnings)
 
-    config = cfg.model_dump(mode="json")
-    state = {"stage": 0, "epoch": 0, "best": -1.0, "history": []}
-    resume = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT) if (out_dir / LAST).exists() else None
-    if resume:
-        if not same_config(resume.get("config"), cfg):
-            raise ValueError(f"{out_dir / LAST}: a checkpoint of another config; resume it with its own "
-                             "config, or train into a new folder")
-        model.load_state_dict(resume["model"])
-        state = resume["state"]
-    elif cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
-        calibrate_batchnorm(model, train_loader, compute)
+
+def resume(out_dir: Path, cfg: TrainConfig, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Where the run starts: the state in out_dir's last checkpoint, whose weights are
+    loaded into the model, and the checkpoint (its optimiser and scheduler continue the
+    stage it stopped in); or, in a new folder, a fresh state and None."""
+    if not (out_dir / LAST).exists():
+        return {"stage": 0, "epoch": 0, "best": -1.0, "history": []}, None
+    saved = checkpoint.load(out_dir / LAST, checkpoint.TRAINING_FORMAT)
+    if not same_config(saved.get("config"), cfg):
+        raise ValueError(f"{out_dir / LAST}: a checkpoint of another config; resume it with its own "
+                         "config, or train into a new folder")
+    model.load_state_dict(saved["model"])
+    return saved["state"], saved
+
+
+def start_stage(run: Run, index: int, saved: dict[str, Any] | None) -> Stage:
+    """Stage `index` ready to train: its parts unfrozen, an optimiser and a scheduler over
+    them, continued from `saved` (the checkpoint of a run stopped in this stage) or new."""
+    config = run.cfg.stages[index]
+    if saved is None and index > 0:  # stage 2 starts from stage 1's best weights
+        best = checkpoint.load(stage_best(run.out_dir, index), checkpoint.TRAINING_FORMAT)
+        run.model.load_state_dict(best["model"])
+    groups, train_modules = configure_stage(run.model, config)
+    optimizer, scheduler = make_optimizer(config, groups)
+    if saved is None:
+        run.state.update(stage=index, epoch=0, best=-1.0)
+    else:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+    return Stage(index, config, optimizer, scheduler, train_modules)
+
+
+def run_epoch(run: Run, stage: Stage, epoch: int) -> dict[str, Any]:
+    """Epoch `epoch` (from 0) of the stage: train, step the scheduler, validate, keep the
+    best weights, write the checkpoint. Returns the epoch's metrics row."""
+    cfg, heads = run.cfg, "heads" in stage.config.train
+    global_epoch = sum(s.epochs for s in cfg.stages[:stage.index]) + epoch
+    seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
+    run.loaders.train.sampler.set_epoch(global_epoch)
+    set_train_mode(run.model, stage.train_modules)
+    where = {"stage": stage.index + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.config.epochs}
     total_epochs = sum(s.epochs for s in cfg.stages)
-    for s_idx in range(state["stage"], len(cfg.stages)):
-        stage = cfg.stages[s_idx]
-        fresh = resume is None or resume["state"]["stage"] != s_idx
-        if fresh and s_idx > 0:  # stage 2 starts from stage 1's best weights
-            best = checkpoint.load(stage_best(out_dir, s_idx), checkpoint.TRAINING_FORMAT)
-            model.load_state_dict(best["model"])
-        groups, train_modules = configure_stage(model, stage)
-        optimizer, scheduler = make_optimizer(stage, groups)
-        if fresh:
-            state.update(stage=s_idx, epoch=0, best=-1.0)
-        else:
-            optimizer.load_state_dict(resume["optimizer"])
-            scheduler.load_state_dict(resume["scheduler"])
-        heads = "heads" in stage.train
-        done_before = sum(s.epochs for s in cfg.stages[:s_idx])
-        for epoch in range(state["epoch"], stage.epochs):
-            global_epoch = done_before + epoch
-            seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
-            train_loader.sampler.set_epoch(global_epoch)
-            set_train_mode(model, train_modules)
-            where = {"stage": s_idx + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.epochs}
 
-            def progress(done: float, where=where, global_epoch=global_epoch) -> None:
-                cb.on_progress({**where, "fraction": (global_epoch + done) / total_epochs})
+    def progress(done: float) -> None:
+        run.callbacks.on_progress({**where, "fraction": (global_epoch + done) / total_epochs})
 
-            started = time.perf_counter()
-            stats = train_epoch(model, train_loader, optimizer, compute, alphas, heads=heads,
-                                should_stop=cb.should_stop, progress=progress)
-            train_s = time.perf_counter() - started
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()  # once per epoch, after it
-            val = evaluate(model, val_loader, compute, alphas, heads=heads)
-            row = {"stage": s_idx + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
-                   "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
-            state["history"].append(row)
-            state["epoch"] = epoch + 1
-            if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
-                state["best"] = row["val_acc"]
-                checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
-                                        "val_acc": row["val_acc"]}, stage_best(out_dir, s_idx + 1))
-            checkpoint.save_atomic({"format": checkpoint.TRAINING_FORMAT, "model": model.state_dict(),
-                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                    "state": state, "config": config, "classes": classes},
-                                   out_dir / LAST)
-            cb.on_epoch(row)
-        resume = None
-    return finish(model, cfg, classes, state, out_dir, warnings, test_loader, compute)
+    started = time.perf_counter()
+    stats = train_epoch(run.model, run.loaders.train, stage.optimizer, run.compute, run.alphas, heads=heads,
+                        should_stop=run.callbacks.should_stop, progress=progress)
+    train_s = time.perf_counter() - started
+    lr = stage.optimizer.param_groups[0]["lr"]
+    stage.scheduler.step()  # once per epoch, after it
+    val = evaluate(run.model, run.loaders.val, run.compute, run.alphas, heads=heads)
+    row = {"stage": stage.index + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
+           "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
+    save_epoch(run, stage, row)
+    return row
 
 
-def finish(model: nn.Module, cfg: TrainConfig, classes: list[str], state: dict, out_dir: Path,
-           warnings: list[str], test_loader, compute: Compute) -> TrainResult:
+def save_epoch(run: Run, stage: Stage, row: dict[str, Any]) -> None:
+    """The row into the run's history; the weights as the stage's best when they are; the
+    checkpoint to resume from, written after every epoch."""
+    state = run.state
+    state["history"].append(row)
+    state["epoch"] = row["epoch"]
+    if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
+        state["best"] = row["val_acc"]
+        best = checkpoint.training_file(run.model, run.cfg, run.classes, val_acc=row["val_acc"],
+                                        stage=row["stage"], epoch=row["epoch"])  # counted from 1, as in the row
+        checkpoint.save_atomic(best, stage_best(run.out_dir, row["stage"]))
+    last = checkpoint.training_file(run.model, run.cfg, run.classes, optimizer=stage.optimizer.state_dict(),
+                                    scheduler=stage.scheduler.state_dict(), state=state)
+    checkpoint.save_atomic(last, run.out_dir / LAST)
+
+
+def finish(run: Run, warnings: list[str]) -> TrainResult:
     """The final model is the best of the last stage, as in the papers; its test accuracy
     is measured under the final protocol where that is not the validation's."""
-    best = checkpoint.load(stage_best(out_dir, len(cfg.stages)), checkpoint.TRAINING_FORMAT)
-    model.load_state_dict(best["model"])
+    best = checkpoint.load(stage_best(run.out_dir, len(run.cfg.stages)), checkpoint.TRAINING_FORMAT)
+    run.model.load_state_dict(best["model"])
     test_acc = best["val_acc"]
-    if test_loader is not None:
-        test_acc = evaluate(model, test_loader, compute, {}, heads=False)["val_acc"]
-    model_path = out_dir / MODEL
-    checkpoint.save_atomic(checkpoint.model_file(model.cpu(), cfg, classes, best_val_acc=best["val_acc"],
+    if run.loaders.test is not None:
+        test_acc = evaluate(run.model, run.loaders.test, run.compute, {}, heads=False)["val_acc"]
+    model_path, history = run.out_dir / MODEL, run.state["history"]
+    checkpoint.save_atomic(checkpoint.model_file(run.model.cpu(), run.cfg, run.classes, best_val_acc=best["val_acc"],
                                                  test_acc=test_acc), model_path)
-    metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": classes,
-               "history": state["history"], "warnings": warnings}
-    write_json_atomic(metrics, out_dir / METRICS)
-    return TrainResult(model_path, best["val_acc"], test_acc, state["history"], classes, warnings)
+    metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": run.classes,
+               "history": history, "warnings": warnings}
+    write_json_atomic(metrics, run.out_dir / METRICS)
+    return TrainResult(model_path, best["val_acc"], test_acc, history, run.classes, warnings)
 
 
 def main(argv: list[str] | None = None) -> None:

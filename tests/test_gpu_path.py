@@ -12,7 +12,8 @@ from fpar_models.evaluate import evaluate
 from fpar_models.models import build_model, motion_map_grid
 from fpar_models.presets import PRESETS
 from fpar_models.serving import Clip, Predictor
-from fpar_models.train import configure_stage, make_optimizer, set_train_mode, train_epoch
+from fpar_models.stages import configure_stage, make_optimizer, set_train_mode
+from fpar_models.train import train_epoch
 
 from model_helpers import small_config
 

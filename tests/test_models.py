@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import resnet34
 
+from fpar_models.config import PARTS
 from fpar_models.models import build_model, run_model
 from fpar_models.models.attention import CamAttention
 from fpar_models.models.backbone import ResNet34Features
@@ -39,6 +40,14 @@ def test_every_preset_runs_forward_and_backward(preset):
         assert out.cam.shape == (B, T, S // 32, S // 32)
     expected_heads = {h.kind for h in cfg.model.heads}
     assert set(out.aux) == expected_heads
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_the_parts_a_config_may_train_are_the_parts_the_model_has(preset):
+    """config.PARTS is what a request is validated against; parts() is what the trainer
+    unfreezes: a part missing from either is a 422 for a valid request or a KeyError mid-run."""
+    cfg = small_config(preset, image_size=32, model={"mem_size": 16})
+    assert set(PARTS[cfg.model.arch]) == set(build_model(cfg, CLASSES).parts())
 
 
 def test_head_output_shapes():

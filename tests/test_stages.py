@@ -5,7 +5,7 @@ import torch
 
 from fpar_models.loss import compute_loss
 from fpar_models.models import build_model, motion_map_grid, run_model
-from fpar_models.train import configure_stage, make_optimizer, set_train_mode
+from fpar_models.stages import configure_stage, make_optimizer, set_train_mode
 
 from model_helpers import small_config
 

@@ -13,9 +13,10 @@ from fpar_models import checkpoint
 from fpar_models.checkpoint import load_model
 from fpar_models.compute import Compute
 from fpar_models.data.gtea61 import class_names
+from fpar_models.data.loaders import make_loaders
 from fpar_models.data.transforms import prepare_frames
 from fpar_models.serving import Clip, Predictor
-from fpar_models.train import LAST, Callbacks, Cancelled, make_loaders, train
+from fpar_models.train import LAST, Callbacks, Cancelled, train
 
 from model_helpers import SMALL, small_config
 
@@ -55,6 +56,15 @@ def test_checkpoint_round_trips(trained, tmp_path):
     with torch.no_grad():
         assert torch.equal(model(x).logits, again(x).logits)
     assert meta2["classes"] == meta["classes"] and meta2["config"] == meta["config"]
+
+
+def test_stage_best_checkpoints_describe_themselves(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for stage in (1, 2):
+        best = checkpoint.load(trained / f"stage{stage}_best.pt", checkpoint.TRAINING_FORMAT)
+        row = max((r for r in metrics["history"] if r["stage"] == stage), key=lambda r: r["val_acc"])
+        assert (best["stage"], best["epoch"], best["val_acc"]) == (stage, row["epoch"], row["val_acc"])
+        assert best["classes"] == metrics["classes"] and best["config"]["image_size"] == 64
 
 
 def test_checkpoints_refuse_pickled_code(tmp_path):
