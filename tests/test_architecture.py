@@ -1,6 +1,8 @@
 """The rules the packages' docstrings state, checked: no import circle between modules
-(lazy imports inside functions count: they are how circles hide), the workers never
-import the gateway, what both share imports neither, and the gateway never imports torch."""
+(lazy imports inside functions count: they are how circles hide), no module of
+fpar_models imported inside a function but the one that must be, the workers never import
+the gateway, what both share imports neither, the gateway never imports torch, and the
+OpenVINO child process neither."""
 from __future__ import annotations
 
 import ast
@@ -21,22 +23,25 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
 
 
-def imports(path: Path, known: set[str]) -> set[str]:
-    """The project's modules that `path` imports, anywhere in it. `from a import b` is an
+def imports_of(node: ast.Import | ast.ImportFrom, path: Path, known: set[str]) -> set[str]:
+    """The project's modules one import statement in `path` names. `from a import b` is an
     import of a.b when that is a module, else of a."""
-    found = set()
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names} & known
+    base = node.module or ""
+    if node.level:  # relative, from the folder `path` is in
+        folder = list(path.parent.relative_to(ROOT).parts)
+        base = ".".join(folder[:len(folder) - node.level + 1] + ([base] if base else []))
+    return {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names} & known
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """The project's modules that `path` imports, anywhere in it."""
     this = module_name(path)
-    package = this if path.name == "__init__.py" else this.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
+    nodes = [n for n in ast.walk(ast.parse(path.read_text(), str(path))) if isinstance(n, ast.Import | ast.ImportFrom)]
+    found = set().union(*(imports_of(node, path, known) for node in nodes))
     # a package's own modules importing the package (its __init__) is how packages work, not a circle
-    return {m for m in found if m in known and m != this and not this.startswith(f"{m}.")}
+    return {m for m in found if m != this and not this.startswith(f"{m}.")}
 
 
 def graph() -> dict[str, set[str]]:
@@ -92,8 +97,19 @@ def test_workers_never_import_the_gateway_and_the_shared_core_neither():
     assert wrong == set()
 
 
-def test_the_gateway_and_the_cli_never_import_torch():
-    for module in ("service.main", "cli.main", "worker.healthcheck"):
-        code = f"import sys, {module}; sys.exit('torch' in sys.modules)"
+def test_no_module_of_fpar_models_is_imported_inside_a_function_but_one():
+    found = modules()
+    deferred = {name for name, path in found.items() if name.startswith("fpar_models")
+                for fn in ast.walk(ast.parse(path.read_text())) if isinstance(fn, ast.FunctionDef)
+                for node in ast.walk(fn) if isinstance(node, ast.Import | ast.ImportFrom)
+                and any(m.startswith("fpar_models") for m in imports_of(node, path, set(found)))}
+    # its __getattr__: Predictor and Clip load on first use, so the OpenVINO and NNCF child
+    # processes, which import modules of the package, stay torch-free
+    assert deferred == {"fpar_models.serving"}
+
+
+def test_the_gateway_the_cli_and_the_openvino_child_never_import_torch():
+    for modules_ in ("service.main", "cli.main", "worker.healthcheck", "fpar_models.serving.isolated"):
+        code = f"import sys, {modules_}; sys.exit('torch' in sys.modules)"
         run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, f"importing {module} imports torch: {run.stderr[-2000:]}"
+        assert run.returncode == 0, f"importing {modules_} imports torch: {run.stderr[-2000:]}"
