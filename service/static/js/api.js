@@ -40,8 +40,10 @@ export async function api(method, path, body) {
 
 // Which job statuses there are and which a job never leaves: the API's schema says
 // (components.schemas.JobStatus, its enum and x-terminal), read once before the first page.
+// "gone" is no job's status but the event stream's last word for a job deleted while
+// watched: over as well.
 export const statuses = {all: [], terminal: new Set()};
-export const isOver = (status) => statuses.terminal.has(status);
+export const isOver = (status) => statuses.terminal.has(status) || status === "gone";
 
 export async function loadStatuses() {
   const r = await fetch("/openapi.json");  // served without a key: the contract, no data
@@ -72,9 +74,6 @@ export async function events(path, handler, signal) {
   }
 }
 
-// "gone" is the stream's own last word for a job deleted while watched: no job has it.
-const isFinal = (kind, data) => kind === "status" && (isOver(data.status) || data.status === "gone");
-
 // true once the final status came, false if the stream ended before it
 async function readEvents(response, handler) {
   const reader = response.body.getReader(), decoder = new TextDecoder();
@@ -96,7 +95,7 @@ async function readEvents(response, handler) {
       if (!data.length) continue;  // a keep-alive comment
       const value = JSON.parse(data.join("\n"));
       handler(kind, value, id);
-      if (isFinal(kind, value)) return true;
+      if (kind === "status" && isOver(value.status)) return true;
     }
   }
 }

@@ -13,7 +13,7 @@ export function lineChart(el, spec) {
   let marks = [];  // [{x, label}]: the current ones, read by the draw hook on every redraw
   const axis = {font: FONT, labelFont: LABEL_FONT, stroke: "#374151", grid: {stroke: "#eef0f3"}, ticks: {show: false}};
   const chart = new uPlot({
-    title: spec.title, width: 580, height: 300,
+    title: spec.title, width: inner(el), height: 300,
     // x from 0.5 to n + 0.5 (x is 1..n): no point sits on the plot's edge, half cut off
     scales: {x: {time: false, range: (u) => [0.5, (u.data[0].at(-1) ?? 1) + 0.5]},
              y: {range: spec.yRange ? () => spec.yRange : fit}},
@@ -25,6 +25,7 @@ export function lineChart(el, spec) {
     cursor: {drag: {x: false, y: false}},  // nothing to zoom into: a handful of epochs
     hooks: {draw: [(u) => drawMarks(u, marks)]},
   }, [[], ...spec.series.map(() => [])], el);
+  new ResizeObserver(() => chart.setSize({width: inner(el), height: 300})).observe(el);  // as wide as its box
   return {
     // x: [..], ys: one [..] per series (null where there is no value), marks: [{x, label}]
     update(x, ys, newMarks) {
@@ -33,6 +34,12 @@ export function lineChart(el, spec) {
       el.dataset.points = ys.flat().filter((y) => typeof y === "number" && isFinite(y)).length;
     },
   };
+}
+
+// the element's width inside its padding
+function inner(el) {
+  const style = getComputedStyle(el);
+  return Math.floor(el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
 }
 
 // uPlot's own fit with 10% of room around the data; an axis from 0 to 1 before any data

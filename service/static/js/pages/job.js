@@ -38,15 +38,18 @@ function summary(job) {
   const p = job.progress || {}, r = job.result || {};
   const where = p.stage ? `stage ${p.stage}/${p.stages}, epoch ${p.epoch}/${p.epochs}` : "";
   const test = r.test_acc !== undefined && r.test_acc !== null ? " · test acc " + pct(r.test_acc) : "";
+  const model = r.model && `<a id="model-link" href="#/models/${esc(r.model)}">${esc(r.model)}</a>
+    · best val acc ${pct(r.best_val_acc)}${test}`;
+  const error = job.error && `${esc(job.error.type || "")}: ${esc(job.error.message || JSON.stringify(job.error))}`;
   return html`<div class="kv">
     <div>status</div><div id="status">${badge(job.status)}</div>
     <div>progress</div><div id="progress">${bar(p.fraction, "wide")} ${pct(p.fraction)} <span class="muted">${esc(where)}</span></div>
     <div>kind</div><div>${esc(job.kind)}${job.request && job.request.preset ? " · " + esc(job.request.preset) : ""}</div>
     <div>created</div><div>${when(job.created_at)}</div>
-    ${r.model ? `<div>model</div><div><a id="model-link" href="#/models/${esc(r.model)}">${esc(r.model)}</a> · best val acc ${pct(r.best_val_acc)}${test}</div>` : ""}
+    ${model ? `<div>model</div><div>${model}</div>` : ""}
     ${r.top_k ? `<div>answer</div><div>${r.top_k.map((t) => `${esc(t.label)} ${pct(t.probability)}`).join(", ")}</div>` : ""}
     </div>
-    ${job.error ? `<div class="error" id="job-error">${esc(job.error.type || "")}: ${esc(job.error.message || JSON.stringify(job.error))}</div>` : ""}
+    ${error ? `<div class="error" id="job-error">${error}</div>` : ""}
     ${isOver(job.status) ? "" : `<button class="danger" id="cancel">Cancel</button>`}`;
 }
 
@@ -59,15 +62,17 @@ function curves(view, rows) {
   return () => {
     const x = rows.map((_, i) => i + 1);
     // a dashed mark between the last epoch of a stage and the first of the next
-    const marks = rows.flatMap((r, i) => (i && r.stage !== rows[i - 1].stage ? [{x: i + 0.5, label: `stage ${r.stage}`}] : []));
+    const marks = [];
+    rows.forEach((r, i) => { if (i && r.stage !== rows[i - 1].stage) marks.push({x: i + 0.5, label: `stage ${r.stage}`}); });
     const pick = (k) => rows.map((r) => (typeof r[k] === "number" ? r[k] : null));
     loss.update(x, [pick("train_loss"), pick("val_loss")], marks);
     acc.update(x, [pick("train_acc"), pick("val_acc")], marks);
     view.querySelector("#rows").innerHTML = rows.length ? html`<table id="epochs"><tr><th>stage</th><th>epoch</th>
       <th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>train seconds</th></tr>
-      ${rows.map((r) => `<tr><td>${r.stage}</td><td>${r.epoch}</td><td class="num">${fixed(r.train_loss)}</td>
-      <td class="num">${pct(r.train_acc)}</td><td class="num">${fixed(r.val_loss)}</td><td class="num">${pct(r.val_acc)}</td>
-      <td class="num">${r.lr !== undefined ? Number(r.lr).toExponential(1) : ""}</td><td class="num">${fixed(r.train_time_s, 1)}</td></tr>`).join("")}
-      </table>` : `<p class="muted">No epoch has ended yet.</p>`;
+      ${rows.map(epoch).join("")}</table>` : `<p class="muted">No epoch has ended yet.</p>`;
   };
 }
+
+const epoch = (r) => html`<tr><td>${r.stage}</td><td>${r.epoch}</td><td class="num">${fixed(r.train_loss)}</td>
+  <td class="num">${pct(r.train_acc)}</td><td class="num">${fixed(r.val_loss)}</td><td class="num">${pct(r.val_acc)}</td>
+  <td class="num">${r.lr !== undefined ? Number(r.lr).toExponential(1) : ""}</td><td class="num">${fixed(r.train_time_s, 1)}</td></tr>`;

@@ -30,7 +30,9 @@ export default async function jobsPage({view, every}) {
 function result(j) {
   const r = j.result || {};
   if (j.status === "failed") return `<span class="muted">${esc((j.error || {}).message || "")}</span>`;
-  if (r.model && r.best_val_acc !== undefined) return `<a href="#/models/${esc(r.model)}">${esc(r.model)}</a> val ${pct(r.best_val_acc)}`;
+  if (r.model && r.best_val_acc !== undefined) {
+    return `<a href="#/models/${esc(r.model)}">${esc(r.model)}</a> val ${pct(r.best_val_acc)}`;
+  }
   return r.top_k ? esc(r.top_k[0].label) : "";
 }
 

@@ -23,18 +23,22 @@ export default async function modelPage({view}, id) {
   const cam = async () => {
     const out = view.querySelector("#cam");
     out.innerHTML = `<span class="muted">computing…</span>`;
-    try { out.innerHTML = `<img class="picture" alt="CAMs" src="${await api("GET", `/models/${id}/cam.png?video=${encodeURIComponent(video.value)}`)}">`; }
-    catch (e) { out.innerHTML = ""; showError(out, e); }
+    try {
+      const src = await api("GET", `/models/${id}/cam.png?video=${encodeURIComponent(video.value)}`);
+      out.innerHTML = `<img class="picture" alt="CAMs" src="${src}">`;
+    } catch (e) { out.innerHTML = ""; showError(out, e); }
   };
   show.addEventListener("click", cam);
   if (m.inputs.includes("rgb")) cam(); else show.disabled = true;  // CAMs are of the RGB stream
 }
 
+const servedIn = (m) => m.inference.map((s) => `${s.worker}: ${s.backend}${s.verified ? " (verified)" : ""}`).join("; ");
+
 const summary = (m) => html`<div class="kv">
   <div>preset</div><div>${esc(m.preset || m.arch)}</div><div>classes</div><div>${m.classes.length}: ${esc(m.classes.join(", "))}</div>
   <div>input</div><div>${m.frames} frames at ${m.image_size} px (${esc(m.inputs.join(" + "))})</div>
   <div>accuracy</div><div>val ${pct(m.best_val_acc)}${m.test_acc !== null ? " · test " + pct(m.test_acc) : ""}</div>
-  <div>served in</div><div>${esc(m.inference_precision)} · ${esc(m.inference.map((s) => `${s.worker}: ${s.backend}${s.verified ? " (verified)" : ""}`).join("; ") || "not loaded yet")}</div>
+  <div>served in</div><div>${esc(m.inference_precision)} · ${esc(servedIn(m) || "not loaded yet")}</div>
   <div>job</div><div><a href="#/jobs/${esc(m.job_id)}">${esc(m.job_id)}</a></div>
   <div>export</div><div>${FORMATS.map((f) => `<a href="#" data-format="${f}">${f}</a>`).join(" · ")}</div></div>`;
 

@@ -5,7 +5,8 @@ import {clearErrors, esc, html, pct, showError} from "../dom.js";
 
 export default async function predictPage({view}) {
   view.innerHTML = html`<h1>Predict</h1><form class="card" id="predict">
-    <div class="drop" id="drop">Drop frames (in temporal order) or one video here, or <input type="file" id="files" multiple accept="image/*,video/*"></div>
+    <div class="drop" id="drop">Drop frames (in temporal order) or one video here,
+      or <input type="file" id="files" multiple accept="image/*,video/*"></div>
     <div class="muted" id="chosen"></div>
     <label>Models (up to 4, compared side by side on the same clip)</label><select id="models" multiple size="5"></select>
     <label for="topk">Top k</label><input id="topk" type="number" value="5" min="1" max="20">
@@ -25,7 +26,8 @@ export default async function predictPage({view}) {
   drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); choose(ev.dataTransfer.files); });
   try {
     const models = await api("GET", "/models");
-    select.innerHTML = models.map((m, i) => `<option value="${esc(m.id)}" ${i === 0 ? "selected" : ""}>${esc(m.id)} · ${esc(m.preset || m.arch)} · val ${pct(m.best_val_acc)}</option>`).join("");
+    const label = (m) => `${esc(m.id)} · ${esc(m.preset || m.arch)} · val ${pct(m.best_val_acc)}`;
+    select.innerHTML = models.map((m, i) => `<option value="${esc(m.id)}"${i ? "" : " selected"}>${label(m)}</option>`).join("");
   } catch (e) { showError(form, e); }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -34,7 +36,8 @@ export default async function predictPage({view}) {
     if (!files.length) { showError(form, new ApiError("Choose frames or a video first.")); return; }
     if (!chosen.length || chosen.length > 4) { showError(form, new ApiError("Pick one to four models.")); return; }
     const answers = view.querySelector("#answers");
-    answers.innerHTML = chosen.map((id) => `<div class="card answer" data-model="${esc(id)}"><b>${esc(id)}</b><div class="muted">running…</div></div>`).join("");
+    answers.innerHTML = chosen.map((id) => `<div class="card answer" data-model="${esc(id)}"><b>${esc(id)}</b>
+      <div class="muted">running…</div></div>`).join("");
     const body = {files, video: files.length === 1 && files[0].type.startsWith("video/"),
                   topK: form.topk.value, explain: form.explain.checked};
     await Promise.all(chosen.map((id) => answer(answers.querySelector(`[data-model="${id}"]`), id, body)));
@@ -48,11 +51,13 @@ async function answer(card, id, {files, video, topK, explain}) {
   body.append("explain", explain ? "true" : "false");
   try {
     const job = await api("POST", "/predict", body);
-    if (job.status !== "succeeded") throw new ApiError(job.error ? job.error.message : `the prediction is ${job.status}; see job ${job.id}`);
-    const cams = job.result.cams || [];
-    card.innerHTML = html`<b>${esc(id)}</b><div class="topk">${job.result.top_k.map((t, i) => `<div class="${i ? "" : "first"}">
+    if (job.status !== "succeeded") {
+      throw new ApiError(job.error ? job.error.message : `the prediction is ${job.status}; see job ${job.id}`);
+    }
+    const bars = job.result.top_k.map((t, i) => `<div class="${i ? "" : "first"}">
       <div class="label"><span class="action">${esc(t.label)}</span><span>${pct(t.probability)}</span></div>
-      <div class="fill" style="width:${Math.max(1, Math.round(100 * t.probability))}%"></div></div>`).join("")}</div>
-      ${cams.length ? `<div class="cams">${cams.map((c, i) => `<img alt="CAM ${i + 1}" src="data:image/png;base64,${c}">`).join("")}</div>` : ""}`;
+      <div class="fill" style="width:${Math.max(1, Math.round(100 * t.probability))}%"></div></div>`).join("");
+    const cams = (job.result.cams || []).map((c, i) => `<img alt="CAM ${i + 1}" src="data:image/png;base64,${c}">`).join("");
+    card.innerHTML = html`<b>${esc(id)}</b><div class="topk">${bars}</div>${cams ? `<div class="cams">${cams}</div>` : ""}`;
   } catch (e) { card.innerHTML = `<b>${esc(id)}</b>`; showError(card, e); }
 }
