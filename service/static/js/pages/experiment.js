@@ -5,21 +5,20 @@ import {api, events, isOver} from "../api.js";
 import {badge, esc, html, pct, showError} from "../dom.js";
 
 export default async function experimentPage({view, signal}, id) {
-  view.innerHTML = html`<h1>Experiment ${esc(id)}</h1><div class="card" id="head"></div>
-    <h2>Table</h2><div id="table"></div><h2>Runs</h2><div id="runs"></div><h2>Validation curves</h2><div id="plot"></div>`;
-  const draw = async () => {
-    const exp = await api("GET", `/experiments/${id}`);
+  view.innerHTML = html`<h1>Experiment ${esc(id)}</h1>`;
+  const first = await api("GET", `/experiments/${id}`);  // an unknown id: its error alone under the title
+  view.insertAdjacentHTML("beforeend", html`<div class="card" id="head"></div>
+    <h2>Table</h2><div id="table"></div><h2>Runs</h2><div id="runs"></div><h2>Validation curves</h2><div id="plot"></div>`);
+  const show = (exp) => {
     view.querySelector("#head").innerHTML = summary(exp);
     const cancel = view.querySelector("#cancel");
     if (cancel) cancel.addEventListener("click", () => api("POST", `/experiments/${id}/cancel`).then(draw));
     view.querySelector("#table").innerHTML = table(exp);
-    view.querySelector("#runs").innerHTML = html`<table><tr><th>job</th><th>point</th><th>trial</th>
-      <th>status</th><th>best val acc</th></tr>
-      ${exp.jobs.map((j) => `<tr><td><a href="#/jobs/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(JSON.stringify(j.point))}</td>
-      <td>${j.trial}</td><td>${badge(j.status)}</td><td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;
+    view.querySelector("#runs").innerHTML = runs(exp);
   };
+  const draw = async () => show(await api("GET", `/experiments/${id}`));
+  show(first);
   try {
-    await draw();
     await events(`/experiments/${id}/events`, () => draw().catch(() => {}), signal);
     if (signal.aborted) return;
     await draw();
@@ -41,3 +40,7 @@ function table(exp) {
     <td class="num">${r.trials}</td><td class="num">${pct(r.mean)}</td><td class="num">${pct(r.std)}</td>
     <td class="num">${pct(r.min)}</td><td class="num">${pct(r.max)}</td></tr>`).join("")}</table>`;
 }
+
+const runs = (exp) => html`<table><tr><th>job</th><th>point</th><th>trial</th><th>status</th><th>best val acc</th></tr>
+  ${exp.jobs.map((j) => `<tr><td><a href="#/jobs/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(JSON.stringify(j.point))}</td>
+  <td>${j.trial}</td><td>${badge(j.status)}</td><td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;

@@ -7,11 +7,12 @@ import {badge, bar, esc, fixed, html, pct, showError, when} from "../dom.js";
 const EPOCHS = "epoch (all stages)";
 
 export default async function jobPage({view, signal}, id) {
-  view.innerHTML = html`<h1>Job ${esc(id)}</h1><div id="head" class="card"></div>
+  view.innerHTML = html`<h1>Job ${esc(id)}</h1>`;
+  let job = await api("GET", `/jobs/${id}`);  // an unknown id: its error alone under the title
+  view.insertAdjacentHTML("beforeend", html`<div id="head" class="card"></div>
     <div class="charts"><div class="chart" id="loss"></div><div class="chart" id="acc"></div></div>
-    <h2>Epochs</h2><div id="rows"></div>`;
+    <h2>Epochs</h2><div id="rows"></div>`);
   const head = view.querySelector("#head"), rows = [];
-  let job = await api("GET", `/jobs/${id}`);
   const drawHead = () => {
     head.innerHTML = summary(job);
     const cancel = head.querySelector("#cancel");

@@ -6,10 +6,12 @@ import {esc, html, pct, showError} from "../dom.js";
 const FORMATS = ["onnx", "openvino", "torchscript"];
 
 export default async function modelPage({view}, id) {
-  view.innerHTML = html`<h1>Model ${esc(id)}</h1><div class="card" id="head"></div>
+  view.innerHTML = html`<h1>Model ${esc(id)}</h1>`;
+  const m = await api("GET", `/models/${id}`);  // an unknown id: its error alone under the title
+  view.insertAdjacentHTML("beforeend", html`<div class="card" id="head"></div>
     <h2>Confusion matrix (validation users)</h2><div id="confusion" class="muted">computing…</div>
-    <h2>Class activation maps</h2><p>Video <input id="video" size="30"> <button id="show-cam">Show</button></p><div id="cam"></div>`;
-  const m = await api("GET", `/models/${id}`), head = view.querySelector("#head");
+    <h2>Class activation maps</h2><p>Video <input id="video" size="30"> <button id="show-cam">Show</button></p><div id="cam"></div>`);
+  const head = view.querySelector("#head");
   head.innerHTML = summary(m);
   head.querySelectorAll("[data-format]").forEach((a) => a.addEventListener("click", (ev) => {
     ev.preventDefault();
