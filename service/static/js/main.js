@@ -21,6 +21,7 @@ const ROUTES = [
 
 const view = document.getElementById("view");
 let leaving = new AbortController();
+let ready = loadStatuses();  // pages need the job statuses; a failed read is tried again on the next page
 
 // fn now, then every `ms` until the page is left
 function every(signal, ms, fn) {
@@ -37,8 +38,9 @@ function route() {
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", hash.startsWith(a.getAttribute("href"))));
   const [pattern, page] = ROUTES.find(([p]) => p.test(hash));
   view.innerHTML = "";
-  page({view, signal, every: (ms, fn) => every(signal, ms, fn)}, ...hash.match(pattern).slice(1))
-    .catch((e) => showError(view, e));
+  ready = ready.catch(loadStatuses);
+  const context = {view, signal, every: (ms, fn) => every(signal, ms, fn)};
+  ready.then(() => signal.aborted || page(context, ...hash.match(pattern).slice(1))).catch((e) => showError(view, e));
 }
 
 async function health() {
@@ -55,4 +57,4 @@ keyInput.value = apiKey.get();
 keyInput.addEventListener("change", () => { apiKey.set(keyInput.value); route(); });
 window.addEventListener("hashchange", route);
 health(); setInterval(health, 10000);
-loadStatuses().then(route, (e) => showError(view, e));
+route();
