@@ -1,0 +1,46 @@
+// #/experiments/{id}: the experiment's table (mean, std over trials per point, computed
+// by the server), its runs, redrawn on each event of its stream; once it ends, the
+// server's picture of the validation curves.
+import {api, events, isOver} from "../api.js";
+import {badge, esc, html, pct, showError} from "../dom.js";
+
+export default async function experimentPage({view, signal}, id) {
+  view.innerHTML = html`<h1>Experiment ${esc(id)}</h1>`;
+  const first = await api("GET", `/experiments/${id}`);  // an unknown id: its error alone under the title
+  view.insertAdjacentHTML("beforeend", html`<div class="card" id="head"></div>
+    <h2>Table</h2><div id="table"></div><h2>Runs</h2><div id="runs"></div><h2>Validation curves</h2><div id="plot"></div>`);
+  const show = (exp) => {
+    view.querySelector("#head").innerHTML = summary(exp);
+    const cancel = view.querySelector("#cancel");
+    if (cancel) cancel.addEventListener("click", () => api("POST", `/experiments/${id}/cancel`).then(draw));
+    view.querySelector("#table").innerHTML = table(exp);
+    view.querySelector("#runs").innerHTML = runs(exp);
+  };
+  const draw = async () => show(await api("GET", `/experiments/${id}`));
+  show(first);
+  try {
+    await events(`/experiments/${id}/events`, () => draw().catch(() => {}), signal);
+    if (signal.aborted) return;
+    await draw();
+    const plot = await api("GET", `/experiments/${id}/plot.png`);
+    view.querySelector("#plot").innerHTML = `<img class="picture" alt="validation curves" src="${plot}">`;
+  } catch (e) { showError(view, e); }
+}
+
+const summary = (exp) => html`<div class="kv"><div>name</div><div>${esc(exp.name)}</div>
+  <div>status</div><div>${badge(exp.status)}</div><div>trials</div><div>${exp.trials}</div></div>
+  ${isOver(exp.status) ? "" : `<button class="danger" id="cancel">Cancel every run</button>`}`;
+
+// One column per grid path (and per key of the explicit points), then the statistics.
+function table(exp) {
+  const paths = [...new Set(Object.keys(exp.grid || {}).concat(exp.points && exp.points.length ? Object.keys(exp.points[0]) : []))];
+  return html`<table id="exp-table"><tr>${paths.map((p) => `<th>${esc(p)}</th>`).join("")}
+    <th>trials</th><th>mean</th><th>std</th><th>min</th><th>max</th></tr>
+    ${exp.table.map((r) => `<tr>${paths.map((p) => `<td>${esc(JSON.stringify(r.point[p]))}</td>`).join("")}
+    <td class="num">${r.trials}</td><td class="num">${pct(r.mean)}</td><td class="num">${pct(r.std)}</td>
+    <td class="num">${pct(r.min)}</td><td class="num">${pct(r.max)}</td></tr>`).join("")}</table>`;
+}
+
+const runs = (exp) => html`<table><tr><th>job</th><th>point</th><th>trial</th><th>status</th><th>best val acc</th></tr>
+  ${exp.jobs.map((j) => `<tr><td><a href="#/jobs/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(JSON.stringify(j.point))}</td>
+  <td>${j.trial}</td><td>${badge(j.status)}</td><td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;
