@@ -15,7 +15,8 @@ export const fixed = (x, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–"
 export const bar = (fraction, cls) =>
   `<span class="bar ${cls || ""}"><div style="width:${Math.round(100 * (fraction || 0))}%"></div></span>`;
 export const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-export const options = (values) => values.map((v) => `<option value="${esc(v)}">${esc(v)}</option>`).join("");
+export const options = (values, selected) =>
+  values.map((v) => `<option value="${esc(v)}"${v === selected ? " selected" : ""}>${esc(v)}</option>`).join("");
 
 // An error box at the top of `where`: the server's message for an API error.
 export function showError(where, e) {

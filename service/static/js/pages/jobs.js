@@ -1,28 +1,22 @@
-// #/jobs: the newest jobs, their status and progress, refreshed every 2 s; filtered by
-// kind and status as GET /jobs filters them (the statuses as the API's schema lists them).
-import {api, statuses} from "../api.js";
-import {bar, badge, esc, html, options, pct, showError, when} from "../dom.js";
+// #/jobs: the newest jobs, their status and progress, refreshed every 2 s.
+import {api} from "../api.js";
+import {bar, badge, esc, html, pct, showError, when} from "../dom.js";
 
 export default async function jobsPage({view, every}) {
   view.innerHTML = html`<h1>Jobs</h1>
     <p><select id="kind"><option value="">all kinds</option><option>train</option><option>predict</option></select>
-    <select id="status"><option value="">all statuses</option>${options(statuses.all)}</select>
     <a href="#/train">Start a training</a></p><div id="list"></div>`;
-  const list = view.querySelector("#list"), filters = [...view.querySelectorAll("select")];
+  const list = view.querySelector("#list"), kind = view.querySelector("#kind");
+  kind.value = sessionStorage.getItem("jobs-kind") || "";
   const draw = async () => {
     try {
-      const q = new URLSearchParams({limit: 50});
-      for (const f of filters) if (f.value) q.set(f.id, f.value);
-      const {jobs} = await api("GET", `/jobs?${q}`);
-      const none = filters.some((f) => f.value) ? "No jobs match the filters." : "No jobs yet.";
+      const q = kind.value ? `&kind=${kind.value}` : "";
+      const {jobs} = await api("GET", `/jobs?limit=50${q}`);
       list.innerHTML = jobs.length ? html`<table id="jobs"><tr><th>id</th><th>kind</th><th>status</th><th>progress</th>
-        <th>created</th><th>result</th></tr>${jobs.map(row).join("")}</table>` : `<p class="muted">${none}</p>`;
+        <th>created</th><th>result</th></tr>${jobs.map(row).join("")}</table>` : `<p class="muted">No jobs yet.</p>`;
     } catch (e) { list.innerHTML = ""; showError(list, e); }
   };
-  for (const f of filters) {  // kept while the tab is open, as the page is left and opened again
-    f.value = sessionStorage.getItem(`jobs-${f.id}`) || "";
-    f.addEventListener("change", () => { sessionStorage.setItem(`jobs-${f.id}`, f.value); draw(); });
-  }
+  kind.addEventListener("change", () => { sessionStorage.setItem("jobs-kind", kind.value); draw(); });
   every(2000, draw);
 }
 
