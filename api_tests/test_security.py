@@ -37,7 +37,7 @@ def test_every_endpoint_but_health_needs_a_key(secured, method, path):
 
 
 def test_health_is_open_and_valid_keys_work(secured, stack, trained):
-    for path in ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/static/app.js", "/docs",
+    for path in ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/static/js/main.js", "/docs",
                  "/redoc", "/openapi.json"):
         assert secured.get(path).status_code == 200, path
     for key in KEYS.split(","):
