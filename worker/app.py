@@ -24,7 +24,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from core.settings import Settings, get_settings
 from core.store import Stores
-from core.store.records import WorkerRecord, kind_of
+from core.store.records import JobStatus, WorkerRecord, kind_of
 from core.tasks import CELERY_CONFIG, TaskQueue
 from worker.model_cache import ModelCache
 
@@ -65,7 +65,7 @@ class WorkerApp(Celery):
             if outcome == "requeued":
                 log.warning("job %s lost its worker: requeued", job_id)
                 self.requeue.send(kind_of(job_id), job_id)
-            elif outcome == "failed":
+            elif outcome == JobStatus.failed:
                 log.warning("job %s lost its worker too often: failed", job_id)
 
     def every(self, seconds: float, fn) -> None:
