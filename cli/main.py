@@ -25,7 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli import tables
 from cli.sse import events
+from cli.tables import ENDED
 from fpar_models.experiment import set_path
 
 app = typer.Typer(help="Train and serve First Person Action Recognition models on an fpar-serve stack "
@@ -35,7 +37,6 @@ experiment_app = typer.Typer(help="grids of training configs x trials (/experime
 app.add_typer(experiment_app, name="experiment")
 out, err = Console(), Console(stderr=True)
 VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-ENDED = {"succeeded", "failed", "cancelled"}
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of a table")]
 
 
@@ -119,16 +120,7 @@ def jobs(kind: Annotated[str | None, typer.Option(help="train or predict")] = No
     """Jobs, newest first."""
     params = {k: v for k, v in (("kind", kind), ("status", status), ("limit", limit)) if v is not None}
     found = call("GET", "/jobs", params=params).json()["jobs"]
-    table = Table("id", "kind", "status", "progress", "created", "result")
-    for j in found:
-        fraction = (j.get("progress") or {}).get("fraction")
-        result = j.get("result") or {}
-        summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
-                   "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
-        table.add_row(j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
-                      j["created_at"][:19], summary if j["status"] != "failed" else (j.get("error") or {}).get(
-                          "message", "")[:60])
-    show(found, as_json, table)
+    show(found, as_json, tables.jobs(found, out.width))
 
 
 @app.command()
@@ -234,10 +226,7 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
         show({k: v for k, v in job.items() if k != "result"} | {"result": {**result, "cams": len(result.get(
             "cams", []))}}, True)
         return
-    table = Table("rank", "action", "probability", title=f"model {result['model']}")
-    for i, row in enumerate(result["top_k"], 1):
-        table.add_row(str(i), row["label"], f"{row['probability']:.3f}")
-    out.print(table)
+    out.print(tables.ranking(result, out.width))
     if explain is not None:
         out.print(f"{len(result.get('cams', []))} CAM pictures in {explain}")
 
@@ -246,24 +235,14 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
 def models(as_json: JsonOpt = False) -> None:
     """Trained models, newest first."""
     found = call("GET", "/models").json()
-    table = Table("id", "preset", "classes", "frames", "size", "val acc", "test acc", "precision", "served by")
-    for m in found:
-        served = ", ".join(sorted({s["backend"] for s in m.get("inference", [])})) or "-"
-        table.add_row(m["id"], m.get("preset") or m["arch"], str(len(m["classes"])), str(m["frames"]),
-                      str(m["image_size"]), f"{m['best_val_acc']:.3f}",
-                      f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-",
-                      m.get("inference_precision", "fp32"), served)
-    show(found, as_json, table)
+    show(found, as_json, tables.models(found, out.width))
 
 
 @app.command()
 def presets(as_json: JsonOpt = False) -> None:
     """The reports' configurations."""
     found = call("GET", "/presets").json()
-    table = Table("name", "source")
-    for p in found:
-        table.add_row(p["name"], p["source"])
-    show(found, as_json, table)
+    show(found, as_json, tables.presets(found, out.width))
 
 
 @app.command()
@@ -293,11 +272,7 @@ def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {n
 @experiment_app.command("list")
 def experiment_list(limit: int = 20, as_json: JsonOpt = False) -> None:
     found = call("GET", "/experiments", params={"limit": limit}).json()["experiments"]
-    table = Table("id", "name", "status", "jobs", "created")
-    for e in found:
-        ended = sum(j["status"] in ENDED for j in e["jobs"])
-        table.add_row(e["id"], e["name"], e["status"], f"{ended}/{len(e['jobs'])}", e["created_at"][:19])
-    show(found, as_json, table)
+    show(found, as_json, tables.experiments(found, out.width))
 
 
 @experiment_app.command("table")
