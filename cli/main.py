@@ -27,7 +27,7 @@ from rich.table import Table
 
 from cli import tables
 from cli.sse import events
-from cli.tables import ENDED
+from core.store.records import TERMINAL, JobStatus
 from fpar_models.experiment import set_path
 
 app = typer.Typer(help="Train and serve First Person Action Recognition models on an fpar-serve stack "
@@ -115,7 +115,7 @@ def queued(accepted: dict, as_json: bool, line: str, follow=None) -> None:
 
 @app.command()
 def jobs(kind: Annotated[str | None, typer.Option(help="train or predict")] = None,
-         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         status: Annotated[str | None, typer.Option(help=", ".join(JobStatus))] = None,
          limit: int = 20, as_json: JsonOpt = False) -> None:
     """Jobs, newest first."""
     params = {k: v for k, v in (("kind", kind), ("status", status), ("limit", limit)) if v is not None}
@@ -161,7 +161,7 @@ def metrics_line(row: dict) -> str:
 
 def summarize(final: dict) -> None:
     status = final["status"]
-    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(status, "white")
+    colour = {JobStatus.succeeded: "green", JobStatus.failed: "red", JobStatus.cancelled: "yellow"}.get(status, "white")
     out.print(f"[{colour}]{status}[/{colour}]", end="")
     result = final.get("result") or {}
     if "model" in result:
@@ -170,7 +170,7 @@ def summarize(final: dict) -> None:
         out.print(f": {final['error'].get('message', final['error'])}")
     else:
         out.print()
-    if status != "succeeded":
+    if status != JobStatus.succeeded:
         raise typer.Exit(1)
 
 
@@ -188,7 +188,7 @@ def stream(path: str, reconnect_s: float = 60):
                 for e in events(r.iter_lines()):
                     last_id, broken_since = e.id or last_id, None
                     yield e
-                    if e.kind == "status" and e.data.get("status") in ENDED | {"gone"}:
+                    if e.kind == "status" and e.data.get("status") in TERMINAL | {"gone"}:
                         return
             error = "the server closed it early"
         except httpx.HTTPError as e:
@@ -213,8 +213,8 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
     if model:
         data["model"] = model
     job = call("POST", "/predict", files=upload, data=data, timeout=wait + 30).json()
-    if job["status"] != "succeeded":
-        if job["status"] == "failed":
+    if job["status"] != JobStatus.succeeded:
+        if job["status"] == JobStatus.failed:
             raise ApiError(f"prediction {job['id']} failed: {(job.get('error') or {}).get('message')}")
         raise ApiError(f"prediction {job['id']} is still {job['status']} after {wait:g} s: `fpar watch {job['id']}`")
     result = job["result"]
@@ -249,7 +249,8 @@ def presets(as_json: JsonOpt = False) -> None:
 def cancel(job_id: str) -> None:
     """Cancel a job (queued: at once; running: at its next batch)."""
     job = call("POST", f"/jobs/{job_id}/cancel").json()
-    out.print(f"{job_id}: {job['status']}" + (" (stopping at the next batch)" if job["status"] == "running" else ""))
+    stopping = " (stopping at the next batch)" if job["status"] == JobStatus.running else ""
+    out.print(f"{job_id}: {job['status']}{stopping}")
 
 
 @app.command()
@@ -286,7 +287,7 @@ def experiment_watch(exp_id: str) -> None:
     """Follow an experiment: each child's state, then its table."""
     final = None
     for e in stream(f"/experiments/{exp_id}/events"):
-        if e.kind == "job" and e.data["status"] in ENDED | {"running"}:
+        if e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
             acc = e.data.get("best_val_acc")
             out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
                       + (f" (val acc {acc:.3f})" if acc is not None else ""))
@@ -296,7 +297,7 @@ def experiment_watch(exp_id: str) -> None:
         raise ApiError(f"the event stream of {exp_id} ended without a status")
     out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": "md"}).text, markup=False)
     out.print(final["status"])
-    if final["status"] != "succeeded":
+    if final["status"] != JobStatus.succeeded:
         raise typer.Exit(1)
 
 

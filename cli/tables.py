@@ -17,8 +17,9 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
+from core.store.records import TERMINAL, JobStatus
+
 ID = re.compile(r"\b(?:tr|pr|m|ex)_[0-9a-f]{16}\b")
-ENDED = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def jobs(found: list[dict], width: int) -> Table:
                    "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
         rows.append([j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
                      j["created_at"][:19],
-                     summary if j["status"] != "failed" else (j.get("error") or {}).get("message", "")[:60]])
+                     summary if j["status"] != JobStatus.failed else (j.get("error") or {}).get("message", "")[:60]])
     columns = [Col("id"), Col("kind"), Col("status"), Col("progress"), Col("created"), Col("result", wrap=20)]
     return fit(columns, rows, width, drop=("created", "kind", "progress", "result", "status"))
 
@@ -101,7 +102,7 @@ def experiments(found: list[dict], width: int) -> Table:
     """`fpar experiment list`."""
     rows = []
     for e in found:
-        ended = sum(j["status"] in ENDED for j in e["jobs"])
+        ended = sum(j["status"] in TERMINAL for j in e["jobs"])
         rows.append([e["id"], e["name"], e["status"], f"{ended}/{len(e['jobs'])}", e["created_at"][:19]])
     columns = [Col("id"), Col("name", wrap=16), Col("status"), Col("jobs"), Col("created")]
     return fit(columns, rows, width, drop=("created", "jobs", "name", "status"))
