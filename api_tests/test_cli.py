@@ -83,6 +83,22 @@ def test_predict_prints_the_ranking_and_saves_the_cams(stack, client, trained, t
     assert model_id in [m["id"] for m in models]
 
 
+def test_an_experiment_submitted_watched_and_listed(stack, client, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"name": "stage-2 lr from the command line", "base": tiny_train(),
+                                "grid": {"stages.1.lr": [1e-4, 1e-3]}, "trials": 1}))
+    r = fpar(stack, "experiment", "submit", str(grid), "--watch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    exp_id = r.stdout.split("queued ")[1].split(":")[0]
+    progress = [line for line in r.stdout.splitlines() if line.endswith(" ended")]
+    assert progress[-1] == "2/2 ended" and progress == sorted(set(progress)), r.stdout  # each figure once, as sent
+    assert client.get(f"/experiments/{exp_id}").json()["progress"] == {"ended": 2, "total": 2}
+
+    shown = fpar(stack, "experiment", "list", columns=80)
+    assert exp_id in ids_in_table(shown, 80)
+    assert any(exp_id in line and "2/2" in line for line in shown.stdout.splitlines()), shown.stdout
+
+
 def test_api_errors_are_printed_as_problems(stack):
     r = fpar(stack, "cancel", "tr_0000000000000000")
     assert r.returncode == 1 and "Not Found (404)" in r.stderr and "tr_0000000000000000" in r.stderr, r.stderr

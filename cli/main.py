@@ -284,13 +284,16 @@ def experiment_table(exp_id: str, format: Annotated[str, typer.Option(help="md, 
 
 @experiment_app.command("watch")
 def experiment_watch(exp_id: str) -> None:
-    """Follow an experiment: each child's state, then its table."""
-    final = None
+    """Follow an experiment: each child's state and how many have ended, then its table."""
+    final, progress = None, None
     for e in stream(f"/experiments/{exp_id}/events"):
         if e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
             acc = e.data.get("best_val_acc")
             out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
                       + (f" (val acc {acc:.3f})" if acc is not None else ""))
+        elif e.kind == "progress" and e.data != progress:  # sent after every change; a child starting ends none
+            progress = e.data
+            out.print(f"{progress['ended']}/{progress['total']} ended")
         elif e.kind == "status":
             final = e.data
     if final is None:

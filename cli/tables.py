@@ -17,7 +17,7 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from core.store.records import TERMINAL, JobStatus
+from core.store.records import JobStatus
 
 ID = re.compile(r"\b(?:tr|pr|m|ex)_[0-9a-f]{16}\b")
 
@@ -99,11 +99,9 @@ def models(found: list[dict], width: int) -> Table:
 
 
 def experiments(found: list[dict], width: int) -> Table:
-    """`fpar experiment list`."""
-    rows = []
-    for e in found:
-        ended = sum(j["status"] in TERMINAL for j in e["jobs"])
-        rows.append([e["id"], e["name"], e["status"], f"{ended}/{len(e['jobs'])}", e["created_at"][:19]])
+    """`fpar experiment list`: jobs is the experiment's `progress` (ended/total), as the API counts it."""
+    rows = [[e["id"], e["name"], e["status"], f"{e['progress']['ended']}/{e['progress']['total']}",
+             e["created_at"][:19]] for e in found]
     columns = [Col("id"), Col("name", wrap=16), Col("status"), Col("jobs"), Col("created")]
     return fit(columns, rows, width, drop=("created", "jobs", "name", "status"))
 

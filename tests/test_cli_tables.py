@@ -31,8 +31,7 @@ MODELS = [
 ]
 EXPERIMENTS = [
     {"id": "ex_0123456789abcdef", "name": "stage-2 learning rate x memory size, three trials", "status": "running",
-     "created_at": "2026-12-02T00:53:20+00:00", "jobs": [{"status": "succeeded"}, {"status": "running"}] * 3,
-     "progress": {"ended": 3, "total": 6}},
+     "created_at": "2026-12-02T00:53:20+00:00", "progress": {"ended": 3, "total": 6}},  # no jobs: not recounted
 ]
 PRESET_LIST = [{"name": p.name, "source": p.source} for p in PRESETS.values()]
 RANKING = {"model": MODEL, "top_k": [{"label": "take_bread", "probability": 0.5},
@@ -94,3 +93,7 @@ def test_cells_are_text_not_markup():
 def test_a_terminal_narrower_than_the_other_columns_keeps_the_id():
     lines = render(tables.jobs(JOBS, 30), 30)
     assert all(j["id"] in "\n".join(lines) for j in JOBS) and max(map(cell_len, lines)) <= 30
+
+
+def test_an_experiments_progress_is_shown_as_the_api_sends_it():
+    assert any("3/6" in line for line in render(tables.experiments(EXPERIMENTS, 120), 120))
