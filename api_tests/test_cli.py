@@ -2,6 +2,7 @@
 predict with CAMs saved, and API errors printed as their problem with exit code 1."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,8 +18,8 @@ from stack_helpers import TINY, tiny_train, wait_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fpar(stack, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FPAR_URL": stack.url, "COLUMNS": "160"}
+def fpar(stack, *args: str, timeout: float = 300, columns: int = 160) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FPAR_URL": stack.url, "COLUMNS": str(columns)}
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -42,10 +43,27 @@ def test_train_with_overrides_and_watch_to_the_end(stack, client):
     rows = [line.split() for line in r.stdout.splitlines() if line.split()[:2] in (["1", "1"], ["1", "2"], ["2", "1"])]
     assert len(rows) == 3, r.stdout  # a row per epoch, as the events came
 
-    listed = json.loads(fpar(stack, "jobs", "--kind", "train", "--json").stdout)
-    assert job_id in [j["id"] for j in listed]
-    again = fpar(stack, "watch", job_id)  # late: the rows so far, then the end
+    listed = [j["id"] for j in json.loads(fpar(stack, "jobs", "--kind", "train", "--json").stdout)]
+    assert job_id in listed
+    shown = ids_in_table(fpar(stack, "jobs", "--kind", "train", columns=80), 80)
+    assert shown == listed  # each whole, as a user copies it from an 80-column terminal
+    again = fpar(stack, "watch", shown[listed.index(job_id)])  # late: the rows so far, then the end
     assert again.returncode == 0 and "succeeded" in again.stdout
+
+    model_id = job["result"]["model"]
+    listed = [m["id"] for m in json.loads(fpar(stack, "models", "--json").stdout)]
+    shown = ids_in_table(fpar(stack, "models", columns=80), 80)
+    assert shown == listed
+    deleted = fpar(stack, "delete", shown[listed.index(model_id)])
+    assert deleted.returncode == 0 and client.get(f"/models/{model_id}").status_code == 404, deleted.stderr
+
+def ids_in_table(r: subprocess.CompletedProcess, columns: int) -> list[str]:
+    """The first column of a listing's rows (a row that wraps leaves it blank on its next
+    lines), once it is checked that no line is wider than the terminal."""
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(map(len, lines)) <= columns, r.stdout
+    return [m[1] for line in lines if (m := re.match(r"[│|] *([^\s│|]+)", line)) and m[1] != "id"]
 
 
 def test_predict_prints_the_ranking_and_saves_the_cams(stack, client, trained, tmp_path):
@@ -63,6 +81,22 @@ def test_predict_prints_the_ranking_and_saves_the_cams(stack, client, trained, t
 
     models = json.loads(fpar(stack, "models", "--json").stdout)
     assert model_id in [m["id"] for m in models]
+
+
+def test_an_experiment_submitted_watched_and_listed(stack, client, tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"name": "stage-2 lr from the command line", "base": tiny_train(),
+                                "grid": {"stages.1.lr": [1e-4, 1e-3]}, "trials": 1}))
+    r = fpar(stack, "experiment", "submit", str(grid), "--watch")
+    assert r.returncode == 0, r.stdout + r.stderr
+    exp_id = r.stdout.split("queued ")[1].split(":")[0]
+    progress = [line for line in r.stdout.splitlines() if line.endswith(" ended")]
+    assert progress[-1] == "2/2 ended" and progress == sorted(set(progress)), r.stdout  # each figure once, as sent
+    assert client.get(f"/experiments/{exp_id}").json()["progress"] == {"ended": 2, "total": 2}
+
+    shown = fpar(stack, "experiment", "list", columns=80)
+    assert exp_id in ids_in_table(shown, 80)
+    assert any(exp_id in line and "2/2" in line for line in shown.stdout.splitlines()), shown.stdout
 
 
 def test_api_errors_are_printed_as_problems(stack):

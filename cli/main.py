@@ -25,7 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli import tables
 from cli.sse import events
+from core.store.records import TERMINAL, JobStatus
 from fpar_models.experiment import set_path
 
 app = typer.Typer(help="Train and serve First Person Action Recognition models on an fpar-serve stack "
@@ -35,7 +37,6 @@ experiment_app = typer.Typer(help="grids of training configs x trials (/experime
 app.add_typer(experiment_app, name="experiment")
 out, err = Console(), Console(stderr=True)
 VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-ENDED = {"succeeded", "failed", "cancelled"}
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of a table")]
 
 
@@ -114,21 +115,12 @@ def queued(accepted: dict, as_json: bool, line: str, follow=None) -> None:
 
 @app.command()
 def jobs(kind: Annotated[str | None, typer.Option(help="train or predict")] = None,
-         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         status: Annotated[str | None, typer.Option(help=", ".join(JobStatus))] = None,
          limit: int = 20, as_json: JsonOpt = False) -> None:
     """Jobs, newest first."""
     params = {k: v for k, v in (("kind", kind), ("status", status), ("limit", limit)) if v is not None}
     found = call("GET", "/jobs", params=params).json()["jobs"]
-    table = Table("id", "kind", "status", "progress", "created", "result")
-    for j in found:
-        fraction = (j.get("progress") or {}).get("fraction")
-        result = j.get("result") or {}
-        summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
-                   "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
-        table.add_row(j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
-                      j["created_at"][:19], summary if j["status"] != "failed" else (j.get("error") or {}).get(
-                          "message", "")[:60])
-    show(found, as_json, table)
+    show(found, as_json, tables.jobs(found, out.width))
 
 
 @app.command()
@@ -169,7 +161,7 @@ def metrics_line(row: dict) -> str:
 
 def summarize(final: dict) -> None:
     status = final["status"]
-    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(status, "white")
+    colour = {JobStatus.succeeded: "green", JobStatus.failed: "red", JobStatus.cancelled: "yellow"}.get(status, "white")
     out.print(f"[{colour}]{status}[/{colour}]", end="")
     result = final.get("result") or {}
     if "model" in result:
@@ -178,7 +170,7 @@ def summarize(final: dict) -> None:
         out.print(f": {final['error'].get('message', final['error'])}")
     else:
         out.print()
-    if status != "succeeded":
+    if status != JobStatus.succeeded:
         raise typer.Exit(1)
 
 
@@ -196,7 +188,7 @@ def stream(path: str, reconnect_s: float = 60):
                 for e in events(r.iter_lines()):
                     last_id, broken_since = e.id or last_id, None
                     yield e
-                    if e.kind == "status" and e.data.get("status") in ENDED | {"gone"}:
+                    if e.kind == "status" and e.data.get("status") in TERMINAL | {"gone"}:
                         return
             error = "the server closed it early"
         except httpx.HTTPError as e:
@@ -221,8 +213,8 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
     if model:
         data["model"] = model
     job = call("POST", "/predict", files=upload, data=data, timeout=wait + 30).json()
-    if job["status"] != "succeeded":
-        if job["status"] == "failed":
+    if job["status"] != JobStatus.succeeded:
+        if job["status"] == JobStatus.failed:
             raise ApiError(f"prediction {job['id']} failed: {(job.get('error') or {}).get('message')}")
         raise ApiError(f"prediction {job['id']} is still {job['status']} after {wait:g} s: `fpar watch {job['id']}`")
     result = job["result"]
@@ -234,10 +226,7 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
         show({k: v for k, v in job.items() if k != "result"} | {"result": {**result, "cams": len(result.get(
             "cams", []))}}, True)
         return
-    table = Table("rank", "action", "probability", title=f"model {result['model']}")
-    for i, row in enumerate(result["top_k"], 1):
-        table.add_row(str(i), row["label"], f"{row['probability']:.3f}")
-    out.print(table)
+    out.print(tables.ranking(result, out.width))
     if explain is not None:
         out.print(f"{len(result.get('cams', []))} CAM pictures in {explain}")
 
@@ -246,31 +235,22 @@ def predict(files: Annotated[list[Path], typer.Argument(help="frames in temporal
 def models(as_json: JsonOpt = False) -> None:
     """Trained models, newest first."""
     found = call("GET", "/models").json()
-    table = Table("id", "preset", "classes", "frames", "size", "val acc", "test acc", "precision", "served by")
-    for m in found:
-        served = ", ".join(sorted({s["backend"] for s in m.get("inference", [])})) or "-"
-        table.add_row(m["id"], m.get("preset") or m["arch"], str(len(m["classes"])), str(m["frames"]),
-                      str(m["image_size"]), f"{m['best_val_acc']:.3f}",
-                      f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-",
-                      m.get("inference_precision", "fp32"), served)
-    show(found, as_json, table)
+    show(found, as_json, tables.models(found, out.width))
 
 
 @app.command()
 def presets(as_json: JsonOpt = False) -> None:
     """The reports' configurations."""
     found = call("GET", "/presets").json()
-    table = Table("name", "source")
-    for p in found:
-        table.add_row(p["name"], p["source"])
-    show(found, as_json, table)
+    show(found, as_json, tables.presets(found, out.width))
 
 
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job (queued: at once; running: at its next batch)."""
     job = call("POST", f"/jobs/{job_id}/cancel").json()
-    out.print(f"{job_id}: {job['status']}" + (" (stopping at the next batch)" if job["status"] == "running" else ""))
+    stopping = " (stopping at the next batch)" if job["status"] == JobStatus.running else ""
+    out.print(f"{job_id}: {job['status']}{stopping}")
 
 
 @app.command()
@@ -293,11 +273,7 @@ def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {n
 @experiment_app.command("list")
 def experiment_list(limit: int = 20, as_json: JsonOpt = False) -> None:
     found = call("GET", "/experiments", params={"limit": limit}).json()["experiments"]
-    table = Table("id", "name", "status", "jobs", "created")
-    for e in found:
-        ended = sum(j["status"] in ENDED for j in e["jobs"])
-        table.add_row(e["id"], e["name"], e["status"], f"{ended}/{len(e['jobs'])}", e["created_at"][:19])
-    show(found, as_json, table)
+    show(found, as_json, tables.experiments(found, out.width))
 
 
 @experiment_app.command("table")
@@ -308,20 +284,23 @@ def experiment_table(exp_id: str, format: Annotated[str, typer.Option(help="md, 
 
 @experiment_app.command("watch")
 def experiment_watch(exp_id: str) -> None:
-    """Follow an experiment: each child's state, then its table."""
-    final = None
+    """Follow an experiment: each child's state and how many have ended, then its table."""
+    final, progress = None, None
     for e in stream(f"/experiments/{exp_id}/events"):
-        if e.kind == "job" and e.data["status"] in ENDED | {"running"}:
+        if e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
             acc = e.data.get("best_val_acc")
             out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
                       + (f" (val acc {acc:.3f})" if acc is not None else ""))
+        elif e.kind == "progress" and e.data != progress:  # sent after every change; a child starting ends none
+            progress = e.data
+            out.print(f"{progress['ended']}/{progress['total']} ended")
         elif e.kind == "status":
             final = e.data
     if final is None:
         raise ApiError(f"the event stream of {exp_id} ended without a status")
     out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": "md"}).text, markup=False)
     out.print(final["status"])
-    if final["status"] != "succeeded":
+    if final["status"] != JobStatus.succeeded:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,118 @@
+"""The CLI's tables, laid out for the terminal's width without ever cutting an id.
+
+A user copies ids (tr_..., pr_..., m_..., ex_...) and preset names from a listing into the
+next command, so those are never narrowed, wrapped or dropped, wherever they stand. When a
+table is wider than the terminal, free text wraps first (each such column down to its
+`wrap` width, never below an id it holds), then whole columns go, in the order the table
+names, least useful first, as `gh` and `kubectl` do. Only the first column stays always:
+a terminal narrower than an id and its borders (23 cells) is beyond help.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.table import Table
+from rich.text import Text
+
+from core.store.records import JobStatus
+
+ID = re.compile(r"\b(?:tr|pr|m|ex)_[0-9a-f]{16}\b")
+
+
+@dataclass(frozen=True)
+class Col:
+    header: str
+    wrap: int = 0  # 0: shown whole on one line; n: free text, folded onto more lines down to n wide
+
+
+def fit(columns: Sequence[Col], rows: Iterable[Sequence[str]], width: int, drop: Sequence[str] = (),
+        title: str | None = None) -> Table:
+    """A table of `rows` no wider than `width`: wrapping columns narrowed, then the columns
+    named in `drop` left out in that order, as far as needed."""
+    rows = [list(row) for row in rows]
+    index = {c.header: i for i, c in enumerate(columns)}
+    natural = [max([cell_len(c.header), *(cell_len(row[i]) for row in rows)]) for i, c in enumerate(columns)]
+    ids = [max([0, *(len(m) for row in rows for m in ID.findall(row[i]))]) for i in range(len(columns))]
+    narrowest = [min(n, max(c.wrap, longest_id)) if c.wrap else n
+                 for c, n, longest_id in zip(columns, natural, ids, strict=True)]
+
+    def wide(cols: list[int], widths: Sequence[int]) -> int:
+        """The table's width in cells: rich's default box, a space either side of each cell."""
+        return sum(widths[i] for i in cols) + 3 * len(cols) + 1
+
+    # Every free-text column wraps down to its narrowest before any column is left out, in
+    # `drop`'s order; then those kept wrap only as far as needed, the widest first (as rich does).
+    shown = list(range(len(columns)))
+    for header in drop:
+        if wide(shown, narrowest) <= width:
+            break
+        shown.remove(index[header])
+    widths = list(natural)
+    while wide(shown, widths) > width:
+        widest = max((i for i in shown if widths[i] > narrowest[i]), key=lambda i: widths[i], default=None)
+        if widest is None:
+            break
+        widths[widest] -= 1
+
+    table = Table(title=title)
+    for i in shown:
+        c = columns[i]
+        table.add_column(c.header, width=widths[i], no_wrap=not c.wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(row[i]) for i in shown))  # Text: an error's "[...]" is not rich markup
+    return table
+
+
+def jobs(found: list[dict], width: int) -> Table:
+    """`fpar jobs`: created goes first (the list is in that order already), then the kind
+    (the id's prefix tells it)."""
+    rows = []
+    for j in found:
+        fraction = (j.get("progress") or {}).get("fraction")
+        result = j.get("result") or {}
+        summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
+                   "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
+        rows.append([j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
+                     j["created_at"][:19],
+                     summary if j["status"] != JobStatus.failed else (j.get("error") or {}).get("message", "")[:60]])
+    columns = [Col("id"), Col("kind"), Col("status"), Col("progress"), Col("created"), Col("result", wrap=20)]
+    return fit(columns, rows, width, drop=("created", "kind", "progress", "result", "status"))
+
+
+def models(found: list[dict], width: int) -> Table:
+    """`fpar models`: which model it is (preset) and how good (val acc) stay longest; how it
+    is served, and the input size, go first."""
+    rows = []
+    for m in found:
+        served = ", ".join(sorted({s["backend"] for s in m.get("inference", [])})) or "-"
+        rows.append([m["id"], m.get("preset") or m["arch"], str(len(m["classes"])), str(m["frames"]),
+                     str(m["image_size"]), f"{m['best_val_acc']:.3f}",
+                     f"{m['test_acc']:.3f}" if m.get("test_acc") is not None else "-",
+                     m.get("inference_precision", "fp32"), served])
+    columns = [Col("id"), Col("preset"), Col("classes"), Col("frames"), Col("size"), Col("val acc"),
+               Col("test acc"), Col("precision"), Col("served by", wrap=9)]
+    return fit(columns, rows, width, drop=("size", "served by", "precision", "classes", "frames", "test acc",
+                                           "preset", "val acc"))
+
+
+def experiments(found: list[dict], width: int) -> Table:
+    """`fpar experiment list`: jobs is the experiment's `progress` (ended/total), as the API counts it."""
+    rows = [[e["id"], e["name"], e["status"], f"{e['progress']['ended']}/{e['progress']['total']}",
+             e["created_at"][:19]] for e in found]
+    columns = [Col("id"), Col("name", wrap=16), Col("status"), Col("jobs"), Col("created")]
+    return fit(columns, rows, width, drop=("created", "jobs", "name", "status"))
+
+
+def presets(found: list[dict], width: int) -> Table:
+    """`fpar presets`: the name is what `--preset` takes; the source wraps."""
+    return fit([Col("name"), Col("source", wrap=20)], ([p["name"], p["source"]] for p in found), width,
+               drop=("source",))
+
+
+def ranking(result: dict, width: int) -> Table:
+    """`fpar predict`: the top k, under the model's id."""
+    rows = ([str(i), row["label"], f"{row['probability']:.3f}"] for i, row in enumerate(result["top_k"], 1))
+    return fit([Col("rank"), Col("action"), Col("probability")], rows, width, title=f"model {result['model']}")
