@@ -279,7 +279,8 @@ def experiment_list(limit: int = 20, as_json: JsonOpt = False) -> None:
 @experiment_app.command("table")
 def experiment_table(exp_id: str, format: Annotated[str, typer.Option(help="md, csv or json")] = "md") -> None:
     """The experiment's table, as in the reports."""
-    out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": format}).text, markup=False)
+    table = call("GET", f"/experiments/{exp_id}/table", params={"format": format}).text
+    out.print(table, markup=False, soft_wrap=True)  # rows whole, never wrapped at the terminal: a CSV is data
 
 
 @experiment_app.command("watch")
@@ -298,7 +299,7 @@ def experiment_watch(exp_id: str) -> None:
             final = e.data
     if final is None:
         raise ApiError(f"the event stream of {exp_id} ended without a status")
-    out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": "md"}).text, markup=False)
+    out.print(call("GET", f"/experiments/{exp_id}/table", params={"format": "md"}).text, markup=False, soft_wrap=True)
     out.print(final["status"])
     if final["status"] != JobStatus.succeeded:
         raise typer.Exit(1)
