@@ -97,6 +97,8 @@ def test_an_experiment_submitted_watched_and_listed(stack, client, tmp_path):
     shown = fpar(stack, "experiment", "list", columns=80)
     assert exp_id in ids_in_table(shown, 80)
     assert any(exp_id in line and "2/2" in line for line in shown.stdout.splitlines()), shown.stdout
+    csv = fpar(stack, "experiment", "table", exp_id, "--format", "csv", columns=20).stdout  # data, never wrapped
+    assert csv.strip().splitlines() == client.get(f"/experiments/{exp_id}/table?format=csv").text.strip().splitlines()
 
 
 def test_api_errors_are_printed_as_problems(stack):
