@@ -17,7 +17,7 @@
     fpar:idem:{kind}:{key}     string  an Idempotency-Key's first job (records.IdempotencySlot)
     train, predict             lists   Celery's queues (kombu's keys, named by the queue)
 
-The status-changing Lua scripts (core.store.jobs) take INDEX as an argument and build the
+The status-changing Lua scripts (core.store.transitions) take INDEX as an argument and build the
 status index names from it, so this module is still the only one that spells a key.
 """
 from __future__ import annotations
