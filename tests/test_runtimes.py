@@ -1,5 +1,7 @@
 """The compiled runtimes serve the same answers as eager PyTorch, or do not serve: a
 graph that disagrees with PyTorch on the sample clips is refused."""
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -67,6 +69,11 @@ def test_a_perturbed_graph_is_refused_and_pytorch_serves(model_files, tmp_path):
         if weights.dtype == np.float32 and weights.size > 1000:
             tensor.CopyFrom(numpy_helper.from_array(weights * np.float32(1.02), tensor.name))
     onnx.save(tampered, str(graph))
+    # OpenVINO's cache takes a blob as still valid while the file keeps its path, size and
+    # mtime in whole seconds: the tampered graph (same size) written within the second of
+    # the honest one would be served from the honest one's blob. Now it is a later file.
+    stat = graph.stat()
+    os.utime(graph, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
     for runtime in ("openvino", "onnxruntime"):
         served = Predictor(path, inference=runtime)
         assert served.choice.backend == "torch" and served.choice.verified is False, served.choice
