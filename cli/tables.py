@@ -9,7 +9,6 @@ a terminal narrower than an id and its borders (23 cells) is beyond help.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -17,9 +16,7 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from core.store.records import JobStatus
-
-ID = re.compile(r"\b(?:tr|pr|m|ex)_[0-9a-f]{16}\b")
+from core.store.records import ID, JobStatus
 
 
 @dataclass(frozen=True)

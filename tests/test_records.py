@@ -1,5 +1,5 @@
 """The typed records as Redis stores them, and the one list of job states as clients see it."""
-from core.store.records import TERMINAL, JobRecord, JobStatus, kind_of, new_id
+from core.store.records import ID, TERMINAL, JobRecord, JobStatus, kind_of, model_id_of, new_experiment_id, new_id
 
 
 def test_a_job_record_reads_back_typed_from_its_hash():
@@ -15,6 +15,8 @@ def test_a_job_record_reads_back_typed_from_its_hash():
 
 def test_ids_name_their_kind():
     assert kind_of(new_id("predict")) == "predict" and kind_of(new_id("train")) == "train"
+    made = [new_id("train"), new_id("predict"), model_id_of(new_id("train")), new_experiment_id()]
+    assert all(ID.fullmatch(i) for i in made) and not ID.search("tr_short m_0123")
 
 
 def test_the_api_schema_publishes_the_states_and_which_are_terminal():

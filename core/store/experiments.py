@@ -4,7 +4,6 @@ is no second copy of any job state to fall out of step."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import redis
 
@@ -19,10 +18,6 @@ from core.store.records import (
     JobStatus,
 )
 from fpar_models.experiment import summarize
-
-
-def new_experiment_id() -> str:
-    return f"ex_{uuid.uuid4().hex[:16]}"
 
 
 def experiment_status(children: list[JobStatus], cancel_requested: bool) -> JobStatus:
@@ -60,14 +55,14 @@ class ExperimentStore:
         for child in record.children:
             pipe.hmget(keys.job(child.id).record, "status", "result", "finished_at")
         jobs = [_state(child, *fields) for child, fields in zip(record.children, pipe.execute())]
-        status = experiment_status([j.status for j in jobs], record.cancel)
-        ended = sum(j.status in TERMINAL for j in jobs)
-        finished = [j.finished_at for j in jobs if j.finished_at]
-        over = status in TERMINAL and ended == len(jobs)
         table = summarize([(j.point, j.best_val_acc if j.status == JobStatus.succeeded else None) for j in jobs])
-        return Experiment(**record.model_dump(exclude={"children", "cancel"}), status=status, jobs=jobs,
-                          finished_at=max(finished) if over and finished else None, table=table,
-                          progress=ExperimentProgress(ended=ended, total=len(jobs)))
+        exp = Experiment(**record.model_dump(exclude={"children", "cancel"}), jobs=jobs, table=table,
+                         status=experiment_status([j.status for j in jobs], record.cancel), finished_at=None,
+                         progress=ExperimentProgress(ended=sum(j.status in TERMINAL for j in jobs), total=len(jobs)))
+        finished = [j.finished_at for j in jobs if j.finished_at]
+        if exp.ended and finished:  # it ended when its last child did
+            exp.finished_at = max(finished)
+        return exp
 
     def list(self, limit: int, before: float | None = None) -> tuple[list[Experiment], float | None]:
         """Newest first. Returns the page and the score to continue before (None at the end)."""

@@ -18,6 +18,7 @@ from core.store.transitions import CANCEL, CLAIM, REAP, TRANSITION
 
 DONE_TTL_S = 120  # end-of-job tokens only need to outlive the waiters
 
+
 class JobStore:
     def __init__(self, client: redis.Redis, *, predict_ttl_s: int = 3600):
         self.r = client

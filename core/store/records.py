@@ -9,6 +9,7 @@ gateway publishes both in its OpenAPI document (`components.schemas.JobStatus`, 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -41,6 +42,10 @@ def new_id(kind: str) -> str:
     return f"{kind[:2]}_{uuid.uuid4().hex[:16]}"
 
 
+def new_experiment_id() -> str:
+    return f"ex_{uuid.uuid4().hex[:16]}"
+
+
 def kind_of(job_id: str) -> JobKind:
     """A job id names its kind (`tr_...`, `pr_...`): see new_id."""
     return next(k for k in JobKind if job_id.startswith(f"{k[:2]}_"))
@@ -49,6 +54,10 @@ def kind_of(job_id: str) -> JobKind:
 def model_id_of(job_id: str) -> str:
     """The model a training job registers (`tr_x` -> `m_x`)."""
     return f"m_{job_id[3:]}"
+
+
+# Any id the functions above make: a job's, a model's, an experiment's (the CLI keeps them whole)
+ID = re.compile(rf"\b(?:{'|'.join(k[:2] for k in JobKind)}|m|ex)_[0-9a-f]{{16}}\b")
 
 
 class _Hash(BaseModel):

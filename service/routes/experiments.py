@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from core.store.experiments import new_experiment_id
-from core.store.records import ACTIVE, TERMINAL, ExperimentChild, ExperimentRecord, JobKind, new_id
+from core.store.records import ACTIVE, TERMINAL, ExperimentChild, ExperimentRecord, JobKind, new_experiment_id
 from fpar_models.experiment import ExperimentRequest, GridError, columns, expand, render
 from service.checks import check_queue_room, page_before, runnable
 from service.deps import ExperimentDep, ExperimentsDep, JobsDep, ModelsDep, QueueDep, SettingsDep
@@ -36,7 +35,7 @@ def submit_experiment(body: ExperimentRequest, response: Response, settings: Set
     records = []
     for child, cfg in zip(children, configs):
         job_id = jobs.create(JobKind.train, cfg.model_dump(mode="json"), warnings=cfg.start_warnings(),
-                             job_id=new_id(JobKind.train), experiment=exp_id)
+                             experiment=exp_id)
         records.append(ExperimentChild(id=job_id, point=child.point, trial=child.trial, seed=cfg.seed))
     experiments.create(ExperimentRecord(id=exp_id, name=body.name, created_at=time.time(), base=body.base,
                                         grid=body.grid, points=body.points, trials=body.trials, children=records))
