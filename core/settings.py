@@ -25,6 +25,8 @@ class Settings(BaseSettings):
                                   "read from its header before decoding")
     max_aspect: float = Field(8.0, ge=1, description="longest side over shortest side of an image or video frame")
     max_decode_mb: float = Field(1024, gt=0, description="the images of one request, decoded, at most")
+    max_archive_mb: float = Field(4096, gt=0, description="largest archive of recordings POST /datasets accepts")
+    max_unpacked_mb: float = Field(16384, gt=0, description="an uploaded archive, unpacked, at most")
     predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
     max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
     queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * (1 << 20))
+
+    @property
+    def max_archive_bytes(self) -> int:
+        return int(self.max_archive_mb * (1 << 20))
 
     @property
     def runs_dir(self) -> Path:

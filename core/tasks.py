@@ -6,6 +6,7 @@ imports worker code; the workers register their functions under these names.
     fpar.predict  (job_id)                       queue predict  a prediction (batched with others)
     fpar.analyse  (key, model_id, kind, video)   queue predict  confusion | cam | heads -> an Answer
     fpar.export   (key, model_id, format)        queue predict  onnx | openvino | torchscript -> an Answer
+    fpar.ingest   (job_id)                       queue ingest   an ingest job (several copies share its videos)
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from celery import Celery
 
 from core.store.records import JobKind
 
-TRAIN, PREDICT, ANALYSE, EXPORT = "fpar.train", "fpar.predict", "fpar.analyse", "fpar.export"
-JOB_TASKS = {JobKind.train: TRAIN, JobKind.predict: PREDICT}  # a job's queue is named as its kind
+TRAIN, PREDICT, ANALYSE, EXPORT, INGEST = "fpar.train", "fpar.predict", "fpar.analyse", "fpar.export", "fpar.ingest"
+# a job's queue is named as its kind
+JOB_TASKS = {JobKind.train: TRAIN, JobKind.predict: PREDICT, JobKind.ingest: INGEST}
 QUEUES = tuple(JobKind)
 
 CELERY_CONFIG = dict(
@@ -45,9 +47,11 @@ class TaskQueue:
     def __init__(self, broker_url: str):
         self.app = make_celery(broker_url)
 
-    def send(self, kind: JobKind, job_id: str) -> None:
-        """A job's task, to the queue of its kind."""
-        self._send(JOB_TASKS[kind], [job_id], queue=kind)
+    def send(self, kind: JobKind, job_id: str, copies: int = 1) -> None:
+        """A job's task, to the queue of its kind (an ingest's in copies: each worker that
+        takes one works on the job's videos beside the others)."""
+        for _ in range(copies):
+            self._send(JOB_TASKS[kind], [job_id], queue=kind)
 
     def analyse(self, key: str, model_id: str, kind: str, video: str | None) -> None:
         self._send(ANALYSE, [key, model_id, kind, video], queue=JobKind.predict)

@@ -3,7 +3,8 @@
 Uses REDIS_URL when set, otherwise a private redis-server (AOF on, under .run/redis).
 Data and models default to ./data and ./models; the synthetic dataset is written to
 ./data/synthetic on first start, so the README's quickstart needs nothing else.
-Workers: FPAR_WORKERS="train:train,predict:predict" (name:queues, comma-separated).
+Workers: FPAR_WORKERS="train:train+ingest,predict:predict" (name:queues, comma-separated; a
+worker's queues joined by +).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from launcher.stack import ROOT, Stack, Worker, die_with_parent
 
 
 def workers_from_env() -> list[Worker]:
-    spec = os.environ.get("FPAR_WORKERS", "train:train,predict:predict")
-    return [Worker(*item.split(":", 1)) for item in spec.split(",") if ":" in item] or \
-        [Worker("all", "train,predict")]
+    spec = os.environ.get("FPAR_WORKERS", "train:train+ingest,predict:predict")
+    workers = [item.split(":", 1) for item in spec.split(",") if ":" in item]
+    return [Worker(name, queues.replace("+", ",")) for name, queues in workers] or \
+        [Worker("all", "train,predict,ingest")]
 
 
 def main() -> None:

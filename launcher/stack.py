@@ -47,7 +47,7 @@ def free_port() -> int:
 @dataclass
 class Worker:
     name: str
-    queues: str  # "train", "predict" or "train,predict"
+    queues: str  # "train", "predict", "ingest", or several: "train,ingest"
 
 
 @dataclass
@@ -57,7 +57,8 @@ class Stack:
     port: int = 8000
     redis_url: str | None = None           # None: start a private redis-server
     run_dir: Path = field(default_factory=lambda: ROOT / ".run")
-    workers: list[Worker] = field(default_factory=lambda: [Worker("train", "train"), Worker("predict", "predict")])
+    workers: list[Worker] = field(default_factory=lambda: [Worker("train", "train,ingest"),
+                                                           Worker("predict", "predict")])
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None            # None: children write to this terminal
     embedded_redis: bool = False

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from core.settings import Settings
 from core.store import Stores
 from core.store.answers import AnswerStore
+from core.store.datasets import DatasetStore
 from core.store.experiments import ExperimentStore
 from core.store.idempotency import IdempotencyStore
 from core.store.jobs import JobStore
@@ -50,6 +51,7 @@ ExperimentsDep = Annotated[ExperimentStore, _store("experiments")]
 AnswersDep = Annotated[AnswerStore, _store("answers")]
 IdempotencyDep = Annotated[IdempotencyStore, _store("idempotency")]
 WorkersDep = Annotated[WorkerRegistry, _store("workers")]
+DatasetsDep = Annotated[DatasetStore, _store("datasets")]
 
 
 def unknown_model(model_id: str, loc: list[str | int] | None = None) -> Problem:

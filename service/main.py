@@ -20,10 +20,11 @@ from core.store import Stores
 from core.store.records import TERMINAL, JobStatus
 from core.tasks import TaskQueue
 from fpar_models.config import TrainConfig
+from fpar_models.ingest.options import IngestRequest
 from service import errors
 from service.deps import require_api_key
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import experiments, health, jobs, models, oip, pictures, predict, train
+from service.routes import datasets, experiments, health, jobs, models, oip, pictures, predict, train
 from service.uploads import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
@@ -49,9 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     secured = [Depends(require_api_key)]
     for router in (train.router, predict.router, jobs.router, experiments.router, models.router, pictures.router,
-                   oip.router, health.secured):
+                   datasets.router, oip.router, health.secured):
         app.include_router(router, dependencies=secured)
-    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes,
+                       larger={"/datasets": (settings.max_archive_bytes, "FPAR_MAX_ARCHIVE_MB")})
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)
     return app
@@ -130,6 +132,7 @@ def _openapi(app: FastAPI) -> dict:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
         components["TrainRequest"] = body
+        components["IngestRequest"] = IngestRequest.model_json_schema()  # POST /datasets reads its body itself
         components["Problem"] = PROBLEM_SCHEMA
         # the states a job never leaves, for clients (the dashboard) that take them from here
         components["JobStatus"]["x-terminal"] = [s.value for s in JobStatus if s in TERMINAL]

@@ -20,10 +20,20 @@ def iso(ts: float | None) -> str | None:
 
 
 class Progress(BaseModel):
+    """A training's: its stage and epoch."""
     stage: int
     stages: int
     epoch: int
     epochs: int
+    fraction: float = Field(ge=0, le=1)
+
+
+class IngestProgress(BaseModel):
+    """An ingest's: videos and seconds of video done (`fraction` by seconds)."""
+    videos_done: int
+    videos: int
+    seconds_done: float
+    seconds: float
     fraction: float = Field(ge=0, le=1)
 
 
@@ -38,12 +48,13 @@ class JobOut(BaseModel):
     attempts: int = 0
     awaiting_worker: bool = Field(False, description="running, but the worker running it died: its task was "
                                   "sent again and the next free worker takes it (`attempts` counts the tries)")
-    progress: Progress | None = None
+    progress: Progress | IngestProgress | None = None
     metrics: list[dict[str, Any]] | None = Field(None, description="one row per epoch (train jobs)")
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     warnings: list[str] = []
-    request: dict[str, Any] | None = Field(None, description="the resolved config, or predict options")
+    request: dict[str, Any] | None = Field(None, description="the resolved config, predict options, or an "
+                                           "ingest's request and plan")
     experiment: str | None = Field(None, description="the experiment this training job belongs to")
 
     @classmethod
@@ -142,3 +153,41 @@ class ExperimentOut(BaseModel):
 class ExperimentList(BaseModel):
     experiments: list[ExperimentOut]
     next: str | None = Field(None, description="pass as `cursor` for the next (older) page")
+
+
+class Finding(BaseModel):
+    path: str = Field(description="relative to the dataset's folder")
+    kind: str = Field(description="e.g. no-frames, flow-short, first-map-missing, class-missing-for-user")
+    message: str
+    severity: Literal["error", "warning", "info"] = Field(description="error: a training using this stream "
+                                                          "fails on it; warning: it runs, differently than "
+                                                          "one may expect; info: ignored as the loader does")
+
+
+class DatasetOut(BaseModel):
+    name: str
+    status: Literal["ready", "ingesting", "failed"]
+    origin: Literal["ingested", "copied"] = Field(description="written by an ingest job, or put in the data "
+                                                  "directory by hand")
+    job: str | None = Field(None, description="the ingest job that made (or is making) it")
+    users: list[str] = []
+    classes: list[str] = []
+    videos: int = 0
+    frames: int = 0
+    flow: bool = Field(False, description="every video has warp-flow images (flow and two-stream presets)")
+    maps: bool = Field(False, description="every video has motion maps (the self-supervised presets)")
+    errors: int = Field(0, description="problems a training would fail on (the details: GET /datasets/{name})")
+    progress: IngestProgress | None = Field(None, description="while ingesting")
+    error: dict[str, Any] | None = Field(None, description="why its ingest failed")
+
+
+class DatasetDetail(DatasetOut):
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="user -> class -> videos")
+    entries: list[str] = Field(default_factory=list, description="every video as user/class/video")
+    report: list[Finding] = Field(default_factory=list, description="what the loader would meet, by severity")
+    manifest: dict[str, Any] | None = Field(None, description="an ingested dataset's options, tools and "
+                                            "sources (its per-video list: manifest.json in the folder)")
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]

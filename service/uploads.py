@@ -185,23 +185,26 @@ def flow_from_array(flow: np.ndarray, stack: int, stacks: int, image_size: int, 
 
 
 class TooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than {limit} bytes (FPAR_MAX_UPLOAD_MB)")
+    def __init__(self, limit: int, setting: str = "FPAR_MAX_UPLOAD_MB"):
+        super().__init__(413, f"request body larger than {limit} bytes ({setting})")
 
 
 class BodyLimit:
     """Refuses bodies over the limit while they stream in: by Content-Length at once,
-    otherwise as soon as the bytes received pass it, never after buffering them all."""
+    otherwise as soon as the bytes received pass it, never after buffering them all.
+    `larger` gives the paths with a limit of their own (an archive of recordings)."""
 
-    def __init__(self, app: ASGIApp, limit_bytes: int):
-        self.app, self.limit = app, limit_bytes
+    def __init__(self, app: ASGIApp, limit_bytes: int, larger: dict[str, tuple[int, str]] | None = None):
+        self.app, self.limit, self.larger = app, limit_bytes, larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit, setting = self.larger.get(scope["path"], (self.limit, "FPAR_MAX_UPLOAD_MB"))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
-            return await problem_response(413, TooLarge(self.limit).detail, kind="too-large")(scope, receive, send)
+        if declared and declared.isdigit() and int(declared) > limit:
+            return await problem_response(413, TooLarge(limit, setting).detail, kind="too-large")(scope, receive,
+                                                                                                 send)
         seen = 0
         started = False
 
@@ -209,8 +212,8 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise TooLarge(self.limit)
+            if seen > limit:
+                raise TooLarge(limit, setting)
             return message
 
         async def tracked(message) -> None:

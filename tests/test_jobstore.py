@@ -144,3 +144,22 @@ def test_an_experiments_status_follows_its_children():
     assert status(["succeeded", "failed"], False) == "succeeded"
     assert status(["failed", "failed"], False) == "failed"
     assert status(["succeeded", "cancelled"], True) == "cancelled"
+
+
+def test_a_dataset_name_is_taken_once_and_an_ingest_s_videos_are_leased_one_worker_each(stores):
+    names = stores.datasets
+    assert names.take("kitchen", "in_1") and names.take("kitchen", "in_1")  # a retry of the same job
+    assert not names.take("kitchen", "in_2")
+    assert names.get("kitchen").job == "in_1" and [d.name for d in names.all()] == ["kitchen"]
+    names.forget("kitchen", "in_2")  # not the holder: kept
+    assert names.get("kitchen") is not None
+    names.forget("kitchen", "in_1")
+    assert names.get("kitchen") is None and names.take("kitchen", "in_2")
+
+    assert names.lease("in_1", 0, "w1", 5) and names.lease("in_1", 0, "w1", 5)  # renewed by its holder
+    assert not names.lease("in_1", 0, "w2", 5)
+    names.mark_done("in_1", 0)
+    assert names.done("in_1") == {0} and names.lease("in_1", 0, "w2", 5)  # done: its lease went
+    assert names.lease("in_1", 1, "w1", 0.05)
+    time.sleep(0.1)
+    assert names.lease("in_1", 1, "w2", 5)  # a dead holder's lease expires

@@ -29,7 +29,7 @@ from core.tasks import CELERY_CONFIG, TaskQueue
 from worker.model_cache import ModelCache
 
 log = logging.getLogger("fpar.worker")
-TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers"]
+TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers", "worker.tasks.ingest"]
 
 
 class WorkerApp(Celery):

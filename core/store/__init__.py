@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis
 
 from core.store.answers import AnswerStore
+from core.store.datasets import DatasetStore
 from core.store.experiments import ExperimentStore
 from core.store.idempotency import IdempotencyStore
 from core.store.jobs import JobStore
@@ -34,11 +35,13 @@ class Stores:
     answers: AnswerStore
     idempotency: IdempotencyStore
     workers: WorkerRegistry
+    datasets: DatasetStore
 
     @classmethod
     def over(cls, client: redis.Redis, *, predict_ttl_s: int = 3600) -> Stores:
         return cls(client, JobStore(client, predict_ttl_s=predict_ttl_s), ModelRegistry(client),
-                   ExperimentStore(client), AnswerStore(client), IdempotencyStore(client), WorkerRegistry(client))
+                   ExperimentStore(client), AnswerStore(client), IdempotencyStore(client), WorkerRegistry(client),
+                   DatasetStore(client))
 
     @classmethod
     def connect(cls, url: str, *, predict_ttl_s: int = 3600, socket_timeout_s: float = 90) -> Stores:

@@ -3,6 +3,8 @@
     fpar:job:{id}              hash    a job (records.JobRecord)
     fpar:job:{id}:metrics      list    one JSON row per epoch, appended as the trainer reports them
     fpar:job:{id}:done         list    a token pushed when the job ends (waiters BLPOP it; expires)
+    fpar:job:{id}:items        set     an ingest job's videos done (their indexes in its plan)
+    fpar:job:{id}:lease:{i}    string  the worker ingesting video i of the job now (expires)
     fpar:frames:{id}           string  a predict job's prepared frames (core.frames; expires)
     fpar:pending:{model}       list    predict job ids waiting for that model, for the batcher
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
@@ -15,7 +17,8 @@
     fpar:answer:{key}:run      string  set while a worker computes it (one at a time)
     fpar:answer:{key}:done     list    a token pushed when the answer is in
     fpar:idem:{kind}:{key}     string  an Idempotency-Key's first job (records.IdempotencySlot)
-    train, predict             lists   Celery's queues (kombu's keys, named by the queue)
+    fpar:dataset:{name}        hash    a dataset name taken by an ingest job (records.DatasetRecord)
+    train, predict, ingest     lists   Celery's queues (kombu's keys, named by the queue)
 
 The status-changing Lua scripts (core.store.transitions) take INDEX as an argument and build the
 status index names from it, so this module is still the only one that spells a key.
@@ -33,11 +36,17 @@ class JobKeys(NamedTuple):
     metrics: str  # its epoch rows
     done: str     # its end token
     frames: str   # a prediction's inputs
+    items: str    # an ingest's videos done
 
 
 def job(job_id: str) -> JobKeys:
     record = f"{PREFIX}job:{job_id}"
-    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}")
+    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}", f"{record}:items")
+
+
+def lease(job_id: str, item: int) -> str:
+    """Who ingests video `item` of an ingest job now (-1: who publishes it)."""
+    return f"{PREFIX}job:{job_id}:lease:{item}"
 
 
 def index(name: str) -> str:
@@ -87,6 +96,13 @@ class AnswerKeys(NamedTuple):
 def answer(key: str) -> AnswerKeys:
     record = f"{PREFIX}answer:{key}"
     return AnswerKeys(record, f"{record}:run", f"{record}:done")
+
+
+def dataset(name: str) -> str:
+    return f"{PREFIX}dataset:{name}"
+
+
+DATASETS = dataset("*")  # a SCAN pattern
 
 
 def idempotency(kind: str, key: str) -> str:

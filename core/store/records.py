@@ -36,6 +36,7 @@ class JobKind(StrEnum):
     """A job's kind is also the queue its task goes to."""
     train = "train"
     predict = "predict"
+    ingest = "ingest"
 
 
 def new_id(kind: str) -> str:
@@ -92,7 +93,7 @@ class JobRecord(_Hash):
     id: str
     kind: JobKind
     status: JobStatus
-    request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, or PredictOptions")
+    request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, PredictOptions or an IngestJob")
     experiment: str | None = Field(None, description="the experiment a training job is a run of")
     warnings: list[str] = Field(default_factory=list)
     # when, and who runs it
@@ -236,6 +237,14 @@ class Answer(_Hash):
         body = raw.get(b"body")  # bytes as stored: a PNG is not text
         fields = {k.decode(): v.decode() for k, v in raw.items() if k != b"body"}
         return cls.model_validate({**fields, "body": body, **extra})
+
+
+class DatasetRecord(_Hash):
+    """`fpar:dataset:{name}`: a dataset name taken by an ingest job. The folder under the
+    data directory is the dataset; this record says which job made (or is making) it."""
+    name: str
+    job: str
+    created_at: float
 
 
 class IdempotencySlot(BaseModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -69,7 +70,19 @@ def _write(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
 
 
-def _video(root: Path, user: int, action: str, index: int, seed: int) -> None:
+class Rendered(NamedTuple):
+    """One video's pixels before they are written: float RGB frames (unclipped), the
+    object's mask per frame, and where it is (centre y, centre x, half-size) per frame,
+    camera shake included (`path` is the trajectory without it)."""
+    frames: list[np.ndarray]
+    masks: list[np.ndarray]
+    boxes: list[tuple[float, float, float]]
+    path: list[tuple[float, float, float]]
+
+
+def render(user: int, action: str, index: int, seed: int) -> Rendered:
+    """The frames of one video, deterministic in (user, action, index, seed): the GTEA-layout
+    dataset writes them as PNGs, `recordings` encodes them into mp4 files."""
     obj, motion, direction = ACTIONS[action]
     rng = np.random.default_rng([seed, user, list(ACTIONS).index(action), index])
     n = int(rng.integers(10, 19))
@@ -78,17 +91,26 @@ def _video(root: Path, user: int, action: str, index: int, seed: int) -> None:
         path = path[::-1]
     background = _background(user)
     light = rng.uniform(0.9, 1.1)
-    rel = Path(USERS[user], action, f"{index + 1}")
-    video_dir = root / RGB_DIR / rel
-    masks = []
-    for f, (cy, cx, half) in enumerate(path):
+    frames, masks, boxes = [], [], []
+    for cy, cx, half in path:
         dy, dx = rng.integers(-2, 3, size=2)  # camera shake
         mask = _mask("ball" if obj == "ball" else "box", cy + dy, cx + dx, half)
         frame = np.roll(background, (dy, dx), axis=(0, 1)) * light
         frame[mask] = np.array(COLOURS[obj]) * light
         frame += rng.normal(0, 4, size=frame.shape)
-        _write(video_dir / "rgb" / f"rgb{f + 1:04d}.png", frame)
+        frames.append(frame)
         masks.append(mask)
+        boxes.append((cy + dy, cx + dx, half))
+    return Rendered(frames, masks, boxes, path)
+
+
+def _video(root: Path, user: int, action: str, index: int, seed: int) -> None:
+    frames, masks, _, path = render(user, action, index, seed)
+    n = len(frames)
+    rel = Path(USERS[user], action, f"{index + 1}")
+    video_dir = root / RGB_DIR / rel
+    for f, (frame, mask) in enumerate(zip(frames, masks)):
+        _write(video_dir / "rgb" / f"rgb{f + 1:04d}.png", frame)
         # a few videos lack their first motion map, as in GTEA61
         if not (f == 0 and index == 0 and user == 2):
             _write(video_dir / "mmaps" / f"map{f + 1:04d}.png", mask * 255.0)

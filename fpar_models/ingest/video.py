@@ -1,0 +1,162 @@
+"""Decoding recordings with PyAV (FFmpeg): what a file holds, and its frames at a constant
+rate and size.
+
+Recordings of this field have variable frame rates (phones, head-mounted cameras), so the
+frames are resampled as EPIC-Kitchens did: output frame j shows the picture on screen at
+`start + j / fps`, the latest decoded frame whose timestamp is not after that time (frames
+are dropped or repeated, never blended). A segment is [start, end): its first frame is the
+one on screen at `start`, and a frame at exactly `end` belongs to the next segment, so
+back-to-back segments share no frame.
+
+    for rgb in read_frames("P01_01.MP4", 12.5, 17.0, fps=30, shorter_side=256):
+        ...  # uint8 (h, w, 3)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+# timestamps within this many seconds count as equal (pts are rounded to the time base)
+_TOL = 1e-4
+
+
+class VideoError(ValueError):
+    """A file that cannot be read as a video; the message names it."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    duration_s: float
+    fps: float          # the stream's average rate
+    frames: int         # as the container says, or estimated from duration and rate
+    width: int
+    height: int
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except FileNotFoundError as e:
+        raise VideoError(f"{path}: no such file") from e
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise VideoError(f"{path}: not a readable video ({e})") from e
+    except OSError as e:
+        raise VideoError(f"{path}: cannot be opened ({e})") from e
+
+
+def _stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if not container.streams.video:
+        raise VideoError(f"{path}: has no video stream")
+    return container.streams.video[0]
+
+
+def _origin(stream: av.VideoStream) -> float:
+    """The stream's first timestamp, in seconds: times in this module count from it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def probe(path: Path) -> VideoInfo:
+    """What the file holds, checked by decoding its first frame (a header alone can lie)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _stream(container, path)
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        else:
+            duration = 0.0
+        frames = stream.frames or round(duration * fps)
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as e:
+            raise VideoError(f"{path}: the first frame cannot be decoded ({e})") from e
+        if first is None or fps <= 0:
+            raise VideoError(f"{path}: has no frames")
+        return VideoInfo(path, duration, fps, frames, first.width, first.height)
+
+
+def scaled_size(width: int, height: int, shorter_side: int | None) -> tuple[int, int]:
+    """(width, height) with the shorter side made `shorter_side`, the aspect kept."""
+    if shorter_side is None:
+        return width, height
+    scale = shorter_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_frames(path: Path, start_s: float | None = None, end_s: float | None = None, *,
+                fps: float | None = None, shorter_side: int | None = None) -> Iterator[np.ndarray]:
+    """RGB uint8 (h, w, 3) frames of [start_s, end_s) at a constant `fps` (None: the
+    stream's average rate), the shorter side scaled to `shorter_side` (None: as recorded).
+    Seeks to the key frame before `start_s` instead of decoding from the beginning."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _stream(container, path)
+        stream.thread_type = "AUTO"
+        rate = fps or float(stream.average_rate or stream.guessed_rate or 0)
+        if rate <= 0:
+            raise VideoError(f"{path}: the frame rate is unknown; give one")
+        origin = _origin(stream)
+        start = max(0.0, start_s or 0.0)
+        if start > 0:
+            try:
+                container.seek(int((start + origin) / stream.time_base), stream=stream, backward=True)
+            except av.FFmpegError:
+                container.seek(0, stream=stream)  # unseekable: decode from the beginning
+        yield from _resample(path, container, stream, origin, start, end_s, rate, shorter_side)
+
+
+def _resample(path: Path, container, stream, origin: float, start: float, end: float | None,
+              rate: float, shorter_side: int | None) -> Iterator[np.ndarray]:
+    j, target = 0, start
+    held = held_rgb = None      # the decoded frame on screen at `target`, and its RGB
+    last_t = -np.inf
+    step = 1 / float(stream.average_rate) if stream.average_rate else 1 / rate
+
+    def ended() -> bool:
+        return end is not None and target >= end - _TOL
+
+    def convert(frame) -> np.ndarray:
+        w, h = scaled_size(frame.width, frame.height, shorter_side)
+        down = w * h < frame.width * frame.height
+        return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA" if down else "BILINEAR")
+
+    t = start
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * stream.time_base) - origin
+            if t <= last_t:
+                continue  # a repeated timestamp
+            last_t = t
+            while held is not None and t > target + _TOL:
+                if ended():
+                    return
+                held_rgb = convert(held) if held_rgb is None else held_rgb
+                yield held_rgb
+                j += 1
+                target = start + j / rate
+            if held is None and t > target + _TOL:
+                # nothing on screen yet at `target` (a late first frame): start with this one
+                while t > target + _TOL and not ended():
+                    j += 1
+                    target = start + j / rate
+            held, held_rgb = frame, None
+            if ended():
+                return
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: decoding failed near {t:.2f} s ({e})") from e
+    # after the last frame: it stays on screen for one frame period
+    while held is not None and target < last_t + step - _TOL and not ended():
+        held_rgb = convert(held) if held_rgb is None else held_rgb
+        yield held_rgb
+        j += 1
+        target = start + j / rate
