@@ -1,10 +1,12 @@
 """Shared helpers of the API tests: request bodies, polling with deadlines, frames."""
 from __future__ import annotations
 
+import csv
 import time
 
 import httpx
 
+from fpar_models.data.recordings import write_recording
 from launcher import Stack
 
 TINY = {"dataset": "synthetic", "pretrained": "none", "image_size": 64, "frames": 4, "batch_size": 6,
@@ -46,3 +48,20 @@ def assert_nothing_left_running(s: Stack) -> None:
                 return
             time.sleep(0.5)
         raise AssertionError(f"jobs still active when the suite ended: {active}")
+
+
+def write_incoming(stack: Stack, name: str, per_user: dict[str, list[str]], fps: float = 12) -> str:
+    """Recordings to ingest, in `incoming/<name>` of the data directory: one mp4 per user of
+    the synthetic clips (action, video 1 of each) one after another, and a generic CSV
+    `video,label,start,end,user` (seconds) naming each clip. Returns the source folder, as
+    POST /datasets takes it."""
+    source = f"incoming/{name}"
+    root = stack.data_dir / source
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        rows = csv.writer(f)
+        rows.writerow(["video", "label", "start", "end", "user"])
+        for user, actions in per_user.items():
+            rec = write_recording(root / f"{user}.mp4", [(user, a, 0) for a in actions], fps=fps)
+            rows.writerows([rec.path.name, c.action, f"{c.start_s:.3f}", f"{c.end_s:.3f}", user] for c in rec.clips)
+    return source

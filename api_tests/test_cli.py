@@ -1,11 +1,13 @@
 """The `fpar` command line against the running stack: train and watch to the end, list,
-predict with CAMs saved, and API errors printed as their problem with exit code 1."""
+predict with CAMs saved, ingest recordings into a dataset (from a folder, or an uploaded
+archive) and show it, and API errors printed as their problem with exit code 1."""
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ from PIL import Image
 
 from launcher import free_port
 
-from stack_helpers import TINY, tiny_train, wait_for
+from stack_helpers import TINY, tiny_train, wait_for, write_incoming
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,3 +155,64 @@ def test_the_api_key_comes_from_fpar_api_key(stack, trained):
         assert allowed.returncode == 0 and trained["result"]["model"] in allowed.stdout, allowed.stderr
     finally:
         stack.remove("gateway-cli-keys")
+
+
+def test_dataset_ingest_watch_list_show_and_delete(stack, client):
+    source = write_incoming(stack, "cli_kitchen", {"S1": ["lift_cup", "open_box"], "S2": ["lift_cup", "open_box"]})
+    r = fpar(stack, "dataset", "ingest", "cli_kitchen", "--source", source, "--shorter-side", "32", "--flow", "dis",
+             "--watch", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = r.stdout.split("queued ")[1].split(":")[0]
+    assert "4 videos" in r.stdout.splitlines()[0], r.stdout
+    progress = [line.split()[1] for line in r.stdout.splitlines() if line.startswith(f"{job_id} ")]
+    assert progress[-1] == "4/4" and progress == sorted(set(progress)), r.stdout  # piped: a line per change
+    assert "succeeded: dataset cli_kitchen" in r.stdout and "videos per class and user" in r.stdout, r.stdout
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "succeeded"
+
+    listed = {d["name"]: d for d in json.loads(fpar(stack, "dataset", "list", "--json").stdout)}
+    assert listed["cli_kitchen"]["status"] == "ready" and listed["cli_kitchen"]["videos"] == 4
+    table = fpar(stack, "dataset", "list", columns=80)
+    assert set(ids_in_table(table, 80)) >= {"synthetic", "cli_kitchen"}  # names whole, in 80 columns
+    wide = fpar(stack, "dataset", "list").stdout  # 160 columns: all of them
+    row = [c.strip() for c in next(line for line in wide.splitlines() if "cli_kitchen" in line).strip("│").split("│")]
+    frames = str(client.get(f"/jobs/{job_id}").json()["result"]["frames"])
+    assert row == ["cli_kitchen", "ready", "S1, S2", "2", "4", frames, "yes", "yes", "0", "ingested"], wide
+
+    shown = fpar(stack, "dataset", "show", "cli_kitchen")
+    assert shown.returncode == 0, shown.stderr
+    cells = [[c.strip() for c in line.strip("│┃").split(line[0])] for line in shown.stdout.splitlines()
+             if line[:1] in "│┃"]
+    assert cells == [["class", "S1", "S2", "all"], ["lift_cup", "1", "1", "2"], ["open_box", "1", "1", "2"]], shown.stdout
+    assert "warnings (4)\n  first-map-missing (4)" in shown.stdout and "... and 1 more like these" in shown.stdout
+    assert f"source: {source}, labels labels.csv" in shown.stdout and "flow dis (bound 20" in shown.stdout
+
+    synthetic = fpar(stack, "dataset", "show", "synthetic").stdout  # hand-copied, with its report by severity
+    assert synthetic.index("warnings (") < synthetic.index("info ("), synthetic
+    assert "first-map-missing (" in synthetic and "hidden-ignored (" in synthetic
+
+    assert fpar(stack, "dataset", "delete", "cli_kitchen").returncode == 0
+    gone = fpar(stack, "dataset", "show", "cli_kitchen")
+    assert gone.returncode == 1 and "(404)" in gone.stderr and "cli_kitchen" in gone.stderr, gone.stderr
+
+
+def test_dataset_ingest_uploads_an_archive_and_prints_bad_input(stack, client, tmp_path):
+    source = write_incoming(stack, "cli_upload", {"S3": ["lower_ball"]})
+    archive = tmp_path / "recordings.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in (stack.data_dir / source).iterdir():
+            z.write(f, f.name)
+    r = fpar(stack, "dataset", "ingest", "cli_upload", "--archive", str(archive), "--shorter-side", "32", "--no-maps",
+             "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    job = wait_for(client, json.loads(r.stdout)["id"], timeout_s=60)
+    assert job["status"] == "succeeded", job
+    made = client.get("/datasets/cli_upload").json()
+    assert made["videos"] == 1 and not made["maps"] and made["manifest"]["uploaded"]
+
+    taken = fpar(stack, "dataset", "ingest", "cli_upload", "--source", source)
+    assert taken.returncode == 1 and "(409)" in taken.stderr and "cli_upload" in taken.stderr, taken.stderr
+    missing = fpar(stack, "dataset", "ingest", "cli_nothing", "--source", "incoming/nothing-here")
+    assert missing.returncode == 1 and "(404)" in missing.stderr and "source" in missing.stderr, missing.stderr
+    both = fpar(stack, "dataset", "ingest", "cli_both")
+    assert both.returncode == 2 and "--archive" in both.stderr
+    assert fpar(stack, "dataset", "delete", "cli_upload").returncode == 0

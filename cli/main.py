@@ -5,6 +5,7 @@
     fpar predict frames/*.png [--model M] [--explain DIR]
     fpar models | fpar presets
     fpar experiment submit grid.json --watch | fpar experiment list | fpar experiment table ID
+    fpar dataset ingest kitchen --source incoming/kitchen --watch | fpar dataset list | fpar dataset show NAME
 
 Talks to FPAR_URL (default http://127.0.0.1:8000) with FPAR_API_KEY when set. An error of
 the API is printed as its problem's title and detail, and the exit code is 1.
@@ -13,20 +14,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cli import tables
-from cli.sse import events
+from cli.client import ApiError, JsonOpt, call, err, out, queued, show, stream
+from cli.datasets import dataset_app, progress_line
 from core.store.records import TERMINAL, JobStatus
 from fpar_models.experiment import set_path
 
@@ -35,44 +32,8 @@ app = typer.Typer(help="Train and serve First Person Action Recognition models o
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 experiment_app = typer.Typer(help="grids of training configs x trials (/experiments)", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-out, err = Console(), Console(stderr=True)
+app.add_typer(dataset_app, name="dataset")
 VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of a table")]
-
-
-class ApiError(Exception):
-    pass
-
-
-def api() -> httpx.Client:
-    headers = {"Authorization": f"Bearer {os.environ['FPAR_API_KEY']}"} if os.environ.get("FPAR_API_KEY") else {}
-    return httpx.Client(base_url=os.environ.get("FPAR_URL", "http://127.0.0.1:8000"), headers=headers, timeout=120)
-
-
-def call(method: str, path: str, **kw) -> httpx.Response:
-    try:
-        with api() as c:
-            r = c.request(method, path, **kw)
-    except httpx.HTTPError as e:
-        raise ApiError(f"cannot reach {os.environ.get('FPAR_URL', 'http://127.0.0.1:8000')}: {e}") from None
-    if r.status_code >= 400:
-        raise ApiError(problem(r))
-    return r
-
-
-def problem(r: httpx.Response) -> str:
-    try:
-        body = r.json()
-        return f"{body.get('title', r.status_code)} ({r.status_code}): {body.get('detail', '')}"
-    except ValueError:
-        return f"HTTP {r.status_code}: {r.text[:300]}"
-
-
-def show(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        out.print_json(json.dumps(data))
-    else:
-        out.print(table)
 
 
 def parse_value(text: str) -> Any:
@@ -103,18 +64,8 @@ def train(preset: Annotated[str | None, typer.Option(help="one of `fpar presets`
     queued(job, as_json, f"queued [bold]{job['id']}[/bold]", watch if watch_ else None)
 
 
-def queued(accepted: dict, as_json: bool, line: str, follow=None) -> None:
-    """What a POST queued: its JSON (--json) or one line; then followed to the end if asked."""
-    if as_json:
-        show(accepted, True)
-    else:
-        out.print(line)
-    if follow:
-        follow(accepted["id"])
-
-
 @app.command()
-def jobs(kind: Annotated[str | None, typer.Option(help="train or predict")] = None,
+def jobs(kind: Annotated[str | None, typer.Option(help="train, predict or ingest")] = None,
          status: Annotated[str | None, typer.Option(help=", ".join(JobStatus))] = None,
          limit: int = 20, as_json: JsonOpt = False) -> None:
     """Jobs, newest first."""
@@ -136,9 +87,9 @@ def watch(job_id: str) -> None:
                 bar.update(task, description=f"{job_id} {e.data['status']}")
             elif e.kind == "progress":
                 p = e.data
-                bar.update(task, completed=p.get("fraction", 0),
-                           description=f"{job_id} stage {p.get('stage')}/{p.get('stages')} "
-                                       f"epoch {p.get('epoch')}/{p.get('epochs')}")
+                where = (progress_line(p) if "videos" in p else  # an ingest's
+                         f"stage {p.get('stage')}/{p.get('stages')} epoch {p.get('epoch')}/{p.get('epochs')}")
+                bar.update(task, completed=p.get("fraction", 0), description=f"{job_id} {where}")
             elif e.kind == "metrics":
                 if not table_started:
                     bar.console.print(f"{'stage':>5} {'epoch':>5} {'train loss':>10} {'train acc':>9} "
@@ -166,37 +117,16 @@ def summarize(final: dict) -> None:
     result = final.get("result") or {}
     if "model" in result:
         out.print(f": model [bold]{result['model']}[/bold], best val acc {result.get('best_val_acc', 0):.3f}")
+    elif "dataset" in result:  # an ingest's
+        skipped = f", {result['skipped']} skipped" if result.get("skipped") else ""
+        out.print(f": dataset [bold]{result['dataset']}[/bold], {result.get('videos', 0)} videos{skipped}, "
+                  f"{result.get('frames', 0)} frames")
     elif final.get("error"):
         out.print(f": {final['error'].get('message', final['error'])}")
     else:
         out.print()
     if status != JobStatus.succeeded:
         raise typer.Exit(1)
-
-
-def stream(path: str, reconnect_s: float = 60):
-    """The stream's events up to its final status. A connection that breaks first (a
-    gateway restarting, say) is resumed from the last event's id, for up to a minute."""
-    last_id, broken_since, error = None, None, None
-    while True:
-        try:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
-            with api() as c, c.stream("GET", path, headers=headers, timeout=httpx.Timeout(30, read=None)) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise ApiError(problem(r))
-                for e in events(r.iter_lines()):
-                    last_id, broken_since = e.id or last_id, None
-                    yield e
-                    if e.kind == "status" and e.data.get("status") in TERMINAL | {"gone"}:
-                        return
-            error = "the server closed it early"
-        except httpx.HTTPError as e:
-            error = e
-        broken_since = broken_since or time.monotonic()
-        if time.monotonic() - broken_since > reconnect_s:
-            raise ApiError(f"the event stream broke and did not come back: {error}")
-        time.sleep(1)
 
 
 @app.command()

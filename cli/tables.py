@@ -71,7 +71,9 @@ def jobs(found: list[dict], width: int) -> Table:
         fraction = (j.get("progress") or {}).get("fraction")
         result = j.get("result") or {}
         summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
-                   "best_val_acc" in result else (result.get("top_k") or [{}])[0].get("label", ""))
+                   "best_val_acc" in result else
+                   f"dataset {result['dataset']}, {result.get('videos', 0)} videos" if "dataset" in result else
+                   (result.get("top_k") or [{}])[0].get("label", ""))
         rows.append([j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
                      j["created_at"][:19],
                      summary if j["status"] != JobStatus.failed else (j.get("error") or {}).get("message", "")[:60]])
@@ -113,3 +115,45 @@ def ranking(result: dict, width: int) -> Table:
     """`fpar predict`: the top k, under the model's id."""
     rows = ([str(i), row["label"], f"{row['probability']:.3f}"] for i, row in enumerate(result["top_k"], 1))
     return fit([Col("rank"), Col("action"), Col("probability")], rows, width, title=f"model {result['model']}")
+
+
+def datasets(found: list[dict], width: int) -> Table:
+    """`fpar dataset list`: the name is what `--dataset` takes; an ingesting one shows how
+    far it got, a failed one why, in its status; the classes are counted, not named (GTEA61
+    has 61)."""
+    rows = []
+    for d in found:
+        ready = d["status"] == "ready"
+        rows.append([d["name"], status_text(d), ", ".join(d["users"]) if ready else "",
+                     str(len(d["classes"])) if ready else "", str(d["videos"]) if ready else "",
+                     str(d["frames"]) if ready else "", yes_no(d["flow"], ready), yes_no(d["maps"], ready),
+                     str(d["errors"]) if ready else "", d["origin"]])
+    columns = [Col("name"), Col("status", wrap=12), Col("users", wrap=8), Col("classes"), Col("videos"),
+               Col("frames"), Col("flow"), Col("maps"), Col("errors"), Col("origin")]
+    return fit(columns, rows, width, drop=("origin", "frames", "users", "maps", "flow", "classes", "videos",
+                                           "errors", "status"))
+
+
+def status_text(d: dict) -> str:
+    p = d.get("progress") or {}
+    if d["status"] == "ingesting" and p:
+        return f"ingesting {p['videos_done']}/{p['videos']} videos"
+    if d["status"] == "failed" and d.get("error"):
+        return f"failed: {d['error'].get('message', '')[:80]}"
+    return d["status"]
+
+
+def yes_no(value: bool, known: bool = True) -> str:
+    return ("yes" if value else "no") if known else ""
+
+
+def counts(detail: dict, width: int) -> Table:
+    """`fpar dataset show`: videos per class (rows) and user (columns), a class a user
+    lacks as `-` (the report's warning says what that means for training)."""
+    users = detail["users"]
+    rows = []
+    for action in detail["classes"]:
+        per_user = [detail["counts"].get(u, {}).get(action, 0) for u in users]
+        rows.append([action, *(str(n) if n else "-" for n in per_user), str(sum(per_user))])
+    columns = [Col("class"), *(Col(u) for u in users), Col("all")]
+    return fit(columns, rows, width, title="videos per class and user")

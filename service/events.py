@@ -7,7 +7,7 @@ Each event's id is the position of the stream (`<rows>.<status>`); a client that
 back as `Last-Event-ID` resumes after it (for an experiment, whose `job` events are states
 rather than deltas, it is told every child's current state again).
 
-    event: status    {"job_id", "status", "error", "result"}  each change of state
+    event: status    {"job_id", "status", "error", "result", "progress"}  each change of state
     event: progress  the job's progress object                 at most twice a second
     event: metrics   one epoch's row                           as the trainer reports it
     event: job       (experiments) a child's {id, point, trial, status, best_val_acc}
@@ -107,7 +107,10 @@ async def job_events(store: JobStore, job_id: str, last_event_id: str | None = N
 
 
 def _status(job: JobRecord) -> dict:
-    return {"job_id": job.id, "status": job.status, "error": job.error, "result": job.result}
+    """A status event; it carries the progress too, so the last one (sent at most twice a
+    second as its own event) reaches the client with the end."""
+    return {"job_id": job.id, "status": job.status, "error": job.error, "result": job.result,
+            "progress": job.progress}
 
 
 async def experiment_events(experiments: ExperimentStore, exp_id: str,

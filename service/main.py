@@ -112,8 +112,10 @@ def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
         codes.add(404)
     if method in ("post", "patch"):
         codes |= {413, 422}
-    if path in ("/train", "/predict", "/experiments") and method == "post":
+    if path in ("/train", "/predict", "/experiments", "/datasets") and method == "post":
         codes |= {404, 429}
+    if path == "/datasets" and method == "post":
+        codes.add(409)  # the name is taken
     if path == "/v2/models/{model_id}/infer":
         codes |= {400, 429}
     if path.endswith("/cancel") or path.endswith("plot.png") or method == "delete":

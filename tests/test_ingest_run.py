@@ -2,6 +2,7 @@
 folders, each written in the GTEA61 layout, published whole with its manifest; what it
 writes is what every preset that needs flow or motion maps loads."""
 import csv
+import json
 
 import pytest
 
@@ -52,6 +53,11 @@ def test_the_plan_numbers_each_user_s_segments_and_the_dataset_appears_whole(ing
     assert result["videos"] == 4 and result["skipped"] == 0 and result["workers"] == {"w1": 4}
     assert not (data / ".ingest" / "in_test" / "mini").exists() and (data / "mini" / MANIFEST).is_file()
     assert [f for f in validate(data / "mini") if f.severity == "error"] == []
+    # each labelled segment comes back as exactly its clip's frames (the recordings' truth)
+    truth = [write_recording(data / "truth.mp4", [(u, a, 0)]).clips[0].frames
+             for u in ("S1", "S2") for a in ("lift_cup", "open_box")]
+    manifest = json.loads((data / "mini" / MANIFEST).read_text())
+    assert [v["frames"] for v in manifest["videos"]] == truth
 
 
 def test_every_preset_that_needs_flow_or_maps_loads_an_ingested_dataset(ingested):

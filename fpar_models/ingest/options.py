@@ -17,8 +17,8 @@ class IngestOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fps: float | None = Field(None, gt=0, le=120, description="frames per second, resampled to a constant "
                               "rate; null: the video's own average rate")
-    shorter_side: int | None = Field(256, ge=16, le=2160, description="frames scaled so their shorter side is "
-                                     "this (256 as Ego-RNN and EPIC-Kitchens); null: as recorded")
+    shorter_side: int | None = Field(256, ge=16, le=2160, description="frames scaled down so their shorter side "
+                                     "is this (256 as Ego-RNN and EPIC-Kitchens; never up); null: as recorded")
     flow: Literal["dis", "tvl1", "farneback"] = Field("dis", description="optical flow method: dis (fast), "
                                                       "tvl1 (the reference's), farneback")
     bound: float = Field(20, gt=0, le=100, description="flow quantised as 255*(v+bound)/(2*bound), clipped "

@@ -14,6 +14,9 @@ export const pct = (x) => (x === null || x === undefined ? "" : `${(100 * x).toF
 export const fixed = (x, d = 3) => (typeof x === "number" ? x.toFixed(d) : "–");
 export const bar = (fraction, cls) =>
   `<span class="bar ${cls || ""}"><div style="width:${Math.round(100 * (fraction || 0))}%"></div></span>`;
+// an ingest's progress (the API's IngestProgress) in words
+export const ingestProgress = (p) =>
+  `${p.videos_done}/${p.videos} videos · ${Number(p.seconds_done).toFixed(1)}/${Number(p.seconds).toFixed(1)} s of video`;
 export const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 export const options = (values, selected) =>
   values.map((v) => `<option value="${esc(v)}"${v === selected ? " selected" : ""}>${esc(v)}</option>`).join("");

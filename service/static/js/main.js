@@ -4,6 +4,8 @@
 // page's timers (every) and event streams (api.js events), so nothing of it runs on.
 import {apiKey, loadStatuses} from "./api.js";
 import {showError} from "./dom.js";
+import datasetPage from "./pages/dataset.js";
+import datasetsPage from "./pages/datasets.js";
 import experimentPage from "./pages/experiment.js";
 import experimentsPage from "./pages/experiments.js";
 import jobPage from "./pages/job.js";
@@ -16,7 +18,8 @@ import trainPage from "./pages/train.js";
 const ROUTES = [
   [/^#\/jobs\/([\w-]+)$/, jobPage], [/^#\/train$/, trainPage], [/^#\/experiments\/([\w-]+)$/, experimentPage],
   [/^#\/experiments$/, experimentsPage], [/^#\/models\/([\w-]+)$/, modelPage], [/^#\/models$/, modelsPage],
-  [/^#\/predict$/, predictPage], [/.*/, jobsPage],
+  [/^#\/predict$/, predictPage], [/^#\/datasets\/([\w-]+)$/, datasetPage], [/^#\/datasets$/, datasetsPage],
+  [/.*/, jobsPage],
 ];
 
 const view = document.getElementById("view");

@@ -2,7 +2,7 @@
 // brings each epoch's metrics row, the progress and the status as they change.
 import {api, events, isOver} from "../api.js";
 import {lineChart} from "../charts.js";
-import {badge, bar, esc, fixed, html, pct, showError, when} from "../dom.js";
+import {badge, bar, esc, fixed, html, ingestProgress, pct, showError, when} from "../dom.js";
 
 const EPOCHS = "epoch (all stages)";
 
@@ -37,7 +37,8 @@ export default async function jobPage({view, signal}, id) {
 
 function summary(job) {
   const p = job.progress || {}, r = job.result || {};
-  const where = p.stage ? `stage ${p.stage}/${p.stages}, epoch ${p.epoch}/${p.epochs}` : "";
+  const where = p.stage ? `stage ${p.stage}/${p.stages}, epoch ${p.epoch}/${p.epochs}`
+    : p.videos !== undefined ? ingestProgress(p) : "";
   const test = r.test_acc !== undefined && r.test_acc !== null ? " · test acc " + pct(r.test_acc) : "";
   const model = r.model && `<a id="model-link" href="#/models/${esc(r.model)}">${esc(r.model)}</a>
     · best val acc ${pct(r.best_val_acc)}${test}`;

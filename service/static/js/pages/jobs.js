@@ -4,7 +4,7 @@ import {bar, badge, esc, html, pct, showError, when} from "../dom.js";
 
 export default async function jobsPage({view, every}) {
   view.innerHTML = html`<h1>Jobs</h1>
-    <p><select id="kind"><option value="">all kinds</option><option>train</option><option>predict</option></select>
+    <p><select id="kind"><option value="">all kinds</option><option>train</option><option>predict</option><option>ingest</option></select>
     <a href="#/train">Start a training</a></p><div id="list"></div>`;
   const list = view.querySelector("#list"), kind = view.querySelector("#kind");
   kind.value = sessionStorage.getItem("jobs-kind") || "";
