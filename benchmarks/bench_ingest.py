@@ -13,12 +13,22 @@ moves against it, 30 fps, written by fpar_models.data.recordings.
 
     python -m benchmarks.bench_ingest [--size 256] [--seconds 4] [--methods dis tvl1 farneback]
                                       [--no-warp] [--threads N] [--json OUT]
+                                      [--service [--videos 4] [--workers 2]]
+
+With --service it also runs the real thing: a stack (Redis, gateway, `--workers` ingest
+workers with FPAR_INGEST_THREADS=1, one per core) ingesting `--videos` copies of the video
+as one POST /datasets job per method, and divides the seconds of video by the CPU-seconds
+of every process of the stack (workers, gateway, Redis) during the job. It prints that
+against the bare flow calls measured single-threaded in this process (the job's share of
+its CPU that is flow), and the CPU use (CPU-seconds per wall-second: 2 = both cores busy).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +85,55 @@ def bench(video: Path, method: str, warp: bool, work: Path, seconds: float) -> d
             "cpu_min_per_video_min": job_cpu / seconds, "wall_min_per_video_min": job_wall / seconds}
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service(video: Path, methods: list[str], warp: bool, videos: int, workers: int, seconds: float,
+            height: int) -> list[dict]:
+    """Each method as one ingest job of `videos` copies of the video through a real stack."""
+    import httpx
+
+    from launcher import Stack, Worker, free_port
+
+    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    source = root / "data" / "incoming" / "bench"
+    for i in range(videos):
+        (source / f"clip{i}").mkdir(parents=True)
+        shutil.copyfile(video, source / f"clip{i}" / "video.mp4")
+    stack = Stack(root / "data", root / "models", port=free_port(), run_dir=root / "run", log_dir=root / "logs",
+                  workers=[Worker(f"ingest{i}", "ingest") for i in range(workers)],
+                  env={"FPAR_INGEST_THREADS": "1"})
+    rows = []
+    try:
+        stack.start(timeout_s=120)
+        with httpx.Client(base_url=stack.url, timeout=60) as client:
+            for method in methods:
+                pids = [p.pid for p in stack.procs.values()]
+                before, wall = sum(_cpu_s(p) for p in pids), time.perf_counter()
+                r = client.post("/datasets", json={"name": f"bench-{method}", "source": "incoming/bench",
+                                                   "format": "folders", "flow": method, "warp": warp,
+                                                   "shorter_side": height})
+                r.raise_for_status()
+                job_id = r.json()["id"]
+                while (job := client.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
+                    time.sleep(0.05)
+                wall = time.perf_counter() - wall
+                cpu = sum(_cpu_s(p) for p in pids) - before
+                if job["status"] != "succeeded":
+                    raise SystemExit(f"{method}: the ingest job {job['status']}: {job.get('error')}")
+                total = seconds * videos
+                rows.append({"method": method, "videos": videos, "workers": workers, "cpu_s": cpu, "wall_s": wall,
+                             "video_s_per_cpu_s": total / cpu, "cpu_use": cpu / wall,
+                             "written_by": job["result"]["workers"]})
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--size", type=int, default=DEFAULT_SIDE, help="the frames' shorter side (4:3 frames)")
@@ -84,6 +143,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="cv2.setNumThreads (default: OpenCV's, all cores); 1 = one process per core")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--service", action="store_true", help="also ingest through a real stack (see above)")
+    parser.add_argument("--videos", type=int, default=4, help="--service: copies of the video in the job")
+    parser.add_argument("--workers", type=int, default=2, help="--service: ingest worker processes")
     args = parser.parse_args()
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
@@ -109,6 +171,25 @@ def main() -> None:
             print(f"{method:<10} {row['bare_video_s_per_cpu_s']:>19.3f} {row['job_video_s_per_cpu_s']:>18.3f} "
                   f"{row['ratio']:>5.2f}x {100 * row['decode_share']:>6.1f}% {row['job_cpu_use']:>8.2f} "
                   f"{cost:>28.2f}", flush=True)
+        if args.service:
+            cv2.setNumThreads(1)  # the bare calls as one ingest worker runs them
+            print(f"\n# the service: one POST /datasets of {args.videos} videos per method, {args.workers} ingest "
+                  "workers (FPAR_INGEST_THREADS=1); CPU of every process of the stack")
+            print(f"{'method':<10} {'bare flow':>10} {'in-process':>11} {'service':>8} {'/in-process':>12} "
+                  f"{'/bare flow':>11} {'CPU use':>8} {'wall s':>7}  videos written by   (video-s per CPU-s)")
+            for row in service(video, args.methods, not args.no_warp, args.videos, args.workers, frames / FPS,
+                               height):
+                bare = bench(video, row["method"], not args.no_warp, Path(tmp) / "out1", frames / FPS)
+                row["bare_1thread_video_s_per_cpu_s"] = bare["bare_video_s_per_cpu_s"]
+                row["in_process_1thread_video_s_per_cpu_s"] = bare["job_video_s_per_cpu_s"]
+                row["ratio_to_in_process"] = row["video_s_per_cpu_s"] / bare["job_video_s_per_cpu_s"]
+                row["ratio_to_bare_flow"] = row["video_s_per_cpu_s"] / bare["bare_video_s_per_cpu_s"]
+                rows.append({"service": row})
+                print(f"{row['method']:<10} {bare['bare_video_s_per_cpu_s']:>10.3f} "
+                      f"{bare['job_video_s_per_cpu_s']:>11.3f} "
+                      f"{row['video_s_per_cpu_s']:>8.3f} {row['ratio_to_in_process']:>11.2f}x "
+                      f"{row['ratio_to_bare_flow']:>10.2f}x {row['cpu_use']:>8.2f} {row['wall_s']:>7.1f}  "
+                      f"{sorted(row['written_by'].values())}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

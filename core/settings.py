@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_decode_mb: float = Field(1024, gt=0, description="the images of one request, decoded, at most")
     max_archive_mb: float = Field(4096, gt=0, description="largest archive of recordings POST /datasets accepts")
     max_unpacked_mb: float = Field(16384, gt=0, description="an uploaded archive, unpacked, at most")
+    ingest_threads: int = Field(0, ge=0, le=256, description="OpenCV threads of an ingest worker process "
+                                "(0: OpenCV's default, every core; 1 where one ingest worker runs per core)")
     predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
     max_wait_s: float = Field(60, ge=0, description="longest `wait` a predict request may ask for")
     queue_limit: int = Field(0, ge=0, description="queued jobs per queue before 429 (0 = no limit)")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
+import cv2
+
 from core import tasks
 from core.store.records import JobStatus
 from fpar_models.ingest.layout import Cancelled
@@ -37,6 +39,8 @@ def ingest_job(job_id: str) -> None:
         if record.ended and record.status != JobStatus.succeeded:
             end(work, record.status)  # cancelled while queued: its upload still waits to be removed
         return
+    if app.settings.ingest_threads:
+        cv2.setNumThreads(app.settings.ingest_threads)
     with running(job_id):
         try:
             result = Ingest(job_id, work).run()
