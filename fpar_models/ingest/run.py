@@ -81,27 +81,31 @@ class Workspace:
     def publish(self) -> dict:
         """Write the manifest and move the dataset into place: it appears whole or not at
         all. Idempotent: a rerun after a crash between the move and the job's end finds it
-        published. Returns the job's result."""
-        outcomes = self.outcomes()
-        written = [o for o in outcomes.values() if o.get("folder")]
-        if not self._published():
+        published (the result is read back from its manifest). Returns the job's result."""
+        manifest = self._published()
+        if manifest is None:
+            outcomes = self.outcomes()
             if len(outcomes) < len(self.job.items):
                 raise RuntimeError(f"{len(self.job.items) - len(outcomes)} videos are not ingested yet")
-            if not written:
+            if not any(o.get("folder") for o in outcomes.values()):
                 raise VideoError("no video could be ingested: " + "; ".join(o["skipped"] for o in outcomes.values()))
             if self.dest.exists():
                 raise FileExistsError(f"{self.dest}: a dataset of this name appeared meanwhile")
-            write_json_atomic(self.manifest(outcomes), self.partial / MANIFEST)
+            manifest = self.manifest(outcomes)
+            write_json_atomic(manifest, self.partial / MANIFEST)
             os.rename(self.partial, self.dest)
-        return {"dataset": self.job.request.name, "videos": len(written), "skipped": len(outcomes) - len(written),
-                "frames": sum(o["frames"] for o in written),
-                "workers": dict(Counter(o["worker"] for o in outcomes.values()))}
+        videos, skipped = manifest["videos"], manifest["skipped"]
+        return {"dataset": self.job.request.name, "videos": len(videos), "skipped": len(skipped),
+                "frames": sum(v["frames"] for v in videos),
+                "workers": dict(Counter(v["worker"] for v in videos + skipped))}
 
-    def _published(self) -> bool:
+    def _published(self) -> dict | None:
+        """The manifest of this job's dataset, once it is in place."""
         try:
-            return json.loads((self.dest / MANIFEST).read_text()).get("job") == self.job_id
+            manifest = json.loads((self.dest / MANIFEST).read_text())
         except (OSError, ValueError):
-            return False
+            return None
+        return manifest if manifest.get("job") == self.job_id else None
 
     def manifest(self, outcomes: dict[int, dict]) -> dict:
         request = self.job.request
@@ -110,9 +114,9 @@ class Workspace:
             outcome = outcomes[item.index]
             source = {"file": item.video, "start": round(item.start, 3), "end": round(item.end, 3)}
             if outcome.get("folder"):
-                videos.append({"folder": item.path, **source, "frames": outcome["frames"]})
+                videos.append({"folder": item.path, **source, "frames": outcome["frames"], "worker": outcome["worker"]})
             else:
-                skipped.append({**source, "error": outcome["skipped"]})
+                skipped.append({**source, "error": outcome["skipped"], "worker": outcome["worker"]})
         return {"name": request.name, "job": self.job_id, "created_at": time.time(),
                 "source": None if self.job.uploaded else self.job.source_dir, "uploaded": self.job.uploaded,
                 "labels": request.labels, "format": request.format, "label_from": request.label_from,

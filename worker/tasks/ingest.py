@@ -56,8 +56,8 @@ def ingest_job(job_id: str) -> None:
             end(work, JobStatus.failed, error=failure(e))
             return
     if result is not None:
+        work.discard()  # first: a client told the job ended finds nothing of its work left
         jobs().finish(job_id, JobStatus.succeeded, result=result)
-        work.discard()
 
 
 def joinable(job_id: str) -> bool:
@@ -69,8 +69,8 @@ def joinable(job_id: str) -> bool:
 def end(work: Workspace, status: JobStatus, error: dict | None = None) -> None:
     """End the job (if still running) and remove what it wrote; a failed ingest keeps its
     name, listed as failed with the error until deleted, a cancelled one frees it."""
+    work.discard()  # first: a client told the job ended finds nothing of its work left
     jobs().finish(work.job_id, status, error=error)
-    work.discard()
     if status == JobStatus.cancelled:
         app.stores.datasets.forget(work.job.request.name, work.job_id)
 
