@@ -30,7 +30,7 @@ def _clips(cfg: TrainConfig, videos, *, maps: bool, stacks: int) -> ClipDataset:
     return ClipDataset(videos, image_size=cfg.image_size, train=False, frames=cfg.frames, rgb=cfg.uses_rgb,
                        map_grid=motion_map_grid(cfg) if maps else None,
                        flow_stack=cfg.model.stack_size if cfg.uses_flow else None, eval_stacks=stacks,
-                       cache=ImageCache(256 << 20))
+                       cache=ImageCache(256 << 20), sampling=cfg.sampling)
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ def training_file(model: nn.Module, cfg: TrainConfig, classes: list[str], **meta
 def load_model(path: Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """A trained model ready for inference, and its checkpoint's metadata."""
     ckpt = load(Path(path), MODEL_FORMAT)
-    cfg = TrainConfig.model_validate(ckpt["config"])
+    cfg = TrainConfig.stored(ckpt["config"])
     # the weights come from the checkpoint: do not look for ImageNet files
     model = build_model(cfg.model_copy(update={"pretrained": "none"}), len(ckpt["classes"]))
     model.load_state_dict(ckpt.pop("state_dict"))

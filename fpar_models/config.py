@@ -192,6 +192,9 @@ class TrainConfig(BaseModel):
     train_users: list[str] = Field(default_factory=lambda: ["S1", "S3", "S4"], min_length=1, max_length=64)
     val_users: list[str] = Field(default_factory=lambda: ["S2"], min_length=1, max_length=64)
     frames: int = Field(16, ge=1, le=64, description="frames sampled uniformly per clip")
+    sampling: Literal["reference", "centre"] = Field(
+        "reference", description="which frames and flow stacks a clip is made of: the public Ego-RNN code's "
+        "(each segment's start) or each segment's centre; a model predicts with the sampling it was trained with")
     image_size: int = Field(224, ge=32, le=512, description="crop side in pixels (224 in the papers)")
     batch_size: int = Field(32, ge=1, le=512)
     seed: int = Field(0, ge=0, le=2**31 - 1)
@@ -202,6 +205,12 @@ class TrainConfig(BaseModel):
                                  "bf16/fp16 mixed precision (autocast; fp16 with loss scaling)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     stages: list[StageConfig] = Field(default_factory=default_rgb_stages, min_length=1, max_length=4)
+
+    @classmethod
+    def stored(cls, raw: dict[str, Any]) -> TrainConfig:
+        """A config as a model or checkpoint saved it. Those saved before `sampling` existed
+        were trained on centred samples, and must keep predicting with them."""
+        return cls.model_validate({"sampling": "centre", **raw})
 
     @field_validator("dataset")
     @classmethod

@@ -110,7 +110,7 @@ def same_config(saved: dict | None, cfg: TrainConfig) -> bool:
     """Compared as configs, not dicts: a checkpoint written before a field with a default
     was added still matches the config that resumes it."""
     try:
-        return saved is not None and TrainConfig.model_validate(saved) == cfg
+        return saved is not None and TrainConfig.stored(saved) == cfg
     except ValueError:  # pydantic's ValidationError: a config this version no longer reads
         return False
 

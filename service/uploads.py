@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.settings import Settings
-from fpar_models.data.transforms import eval_view, prepare_flow, scale_shorter, scaled_side, uniform_indices
+from fpar_models.data.transforms import eval_view, frame_indices, prepare_flow, scale_shorter, scaled_side
 from service.errors import field_error, problem_response
 
 FORMATS = ("PNG", "JPEG")
@@ -104,13 +104,13 @@ _DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_
 
 
 def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int,
-                    limits: Limits = Limits()) -> np.ndarray:
+                    limits: Limits = Limits(), sampling: str = "reference") -> np.ndarray:
     """Every file is decoded (so any broken one is reported); the sampled ones are kept.
     Every header is checked first; decoding runs on a few threads (PIL releases the GIL
     while it inflates pixels) and keeps only the small evaluation views."""
     check_budget([open_image(data, "frames", i, name, limits) for i, (name, data) in enumerate(files)],
                  limits, "frames")
-    order = uniform_indices(len(files), frames)
+    order = frame_indices(len(files), frames, sampling)
     picks = set(order)
 
     def one(i: int) -> np.ndarray | None:
@@ -122,7 +122,7 @@ def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_si
 
 
 def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
-                   limits: Limits = Limits()) -> np.ndarray:
+                   limits: Limits = Limits(), sampling: str = "reference") -> np.ndarray:
     """Frame by frame, each scaled down as soon as it is decoded; the stream's frame size
     is checked before the first one."""
     if not data:
@@ -135,13 +135,13 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
             vstream = container.streams.video[0]
             check_size(vstream.codec_context.width, vstream.codec_context.height, limits, "video", None, None)
             known = vstream.frames or 0
-            picks = set(uniform_indices(known, frames)) if known else None
-            kept = []
+            picks = set(frame_indices(known, frames, sampling)) if known else None
+            kept = {}
             with _DECODE_SLOTS:
                 for i, frame in enumerate(container.decode(vstream)):
                     check_size(frame.width, frame.height, limits, "video", None, None)  # a stream may change size
                     if picks is None or i in picks:
-                        kept.append(scale_shorter(frame.to_image(), side))
+                        kept[i] = scale_shorter(frame.to_image(), side)
                     if len(kept) > max_frames or i >= 10 * max_frames:
                         raise field_error(["video"], f"more than {max_frames} frames (FPAR_MAX_FRAMES)")
                     if picks is not None and i >= max(picks):
@@ -150,11 +150,15 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
         raise field_error(["video"], f"not a decodable video ({_clean(e)})") from None
     if not kept:
         raise field_error(["video"], "the video holds no frames")
-    return np.stack([eval_view(kept[i], image_size) for i in uniform_indices(len(kept), frames)])
+    if picks is None or not picks <= kept.keys():  # the stream held fewer frames than it said
+        decoded = list(kept.values())
+        return np.stack([eval_view(decoded[i], image_size) for i in frame_indices(len(decoded), frames, sampling)])
+    return np.stack([eval_view(kept[i], image_size) for i in frame_indices(known, frames, sampling)])
 
 
 def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[str | None, bytes]],
-                     stack: int, stacks: int, image_size: int, limits: Limits = Limits()) -> np.ndarray:
+                     stack: int, stacks: int, image_size: int, limits: Limits = Limits(),
+                     sampling: str = "reference") -> np.ndarray:
     if len(flow_x) != len(flow_y):
         raise field_error(["flow_y"], f"{len(flow_y)} images, but flow_x has {len(flow_x)}")
     side = scaled_side(image_size)
@@ -164,24 +168,25 @@ def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[
                      limits, field)
         scaled[field] = [decode(data, field, i, name, "L", lambda img: scale_shorter(img, side))
                          for i, (name, data) in enumerate(files)]
-    return prepare_flow(scaled["flow_x"], scaled["flow_y"], stack, stacks, image_size)
+    return prepare_flow(scaled["flow_x"], scaled["flow_y"], stack, stacks, image_size, sampling)
 
 
-def rgb_from_array(frames: np.ndarray, count: int, image_size: int, field: str, limits: Limits = Limits()
-                   ) -> np.ndarray:
+def rgb_from_array(frames: np.ndarray, count: int, image_size: int, field: str, limits: Limits = Limits(),
+                   sampling: str = "reference") -> np.ndarray:
     """Decoded frames (T, H, W, 3) uint8, as the Open Inference Protocol sends them."""
     check_size(frames.shape[2], frames.shape[1], limits, field, None, None)
-    return np.stack([eval_view(Image.fromarray(frames[i]), image_size) for i in uniform_indices(len(frames), count)])
+    picked = frame_indices(len(frames), count, sampling)
+    return np.stack([eval_view(Image.fromarray(frames[i]), image_size) for i in picked])
 
 
 def flow_from_array(flow: np.ndarray, stack: int, stacks: int, image_size: int, field: str,
-                    limits: Limits = Limits()) -> np.ndarray:
+                    limits: Limits = Limits(), sampling: str = "reference") -> np.ndarray:
     """Flow images (T, H, W, 2) uint8, x then y in the last axis."""
     check_size(flow.shape[2], flow.shape[1], limits, field, None, None)
     side = scaled_side(image_size)
     x, y = ([scale_shorter(Image.fromarray(np.ascontiguousarray(flow[i, :, :, c])), side) for i in range(len(flow))]
             for c in (0, 1))
-    return prepare_flow(x, y, stack, stacks, image_size)
+    return prepare_flow(x, y, stack, stacks, image_size, sampling)
 
 
 class TooLarge(HTTPException):

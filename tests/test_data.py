@@ -71,8 +71,8 @@ def test_uniform_sampling_spreads_and_repeats():
     assert uniform_indices(10, 5) == [1, 3, 5, 7, 9]
     assert uniform_indices(3, 6) == [0, 0, 1, 1, 2, 2]
     assert uniform_indices(1, 4) == [0, 0, 0, 0]
-    assert stack_starts(20, 5, 5) == [0, 4, 8, 11, 15]
-    assert stack_starts(3, 5, 2) == [0, 0]
+    assert stack_starts(20, 5, 5, "centre") == [0, 4, 8, 11, 15]
+    assert stack_starts(3, 5, 2, "centre") == [0, 0]
 
 
 def test_flip_mirrors_and_inverts_x_flow():

@@ -40,3 +40,31 @@ def test_flow_images_obey_the_same_limits():
     assert flow_from_images([(None, ok)] * 5, [(None, ok)] * 5, 5, 1, 32, limits).shape == (1, 10, 32, 32)
     strip = _refused(flow_from_images, [(None, ok), ("x.png", png(1, 60_000))], [(None, ok)] * 2, 5, 1, 32, limits)
     assert strip.errors[0]["loc"] == ["flow_x", 1] and "flow_x[1] ('x.png') is 1 x 60000" in strip.detail
+
+
+def test_uploads_are_sampled_as_the_model_was_trained(tmp_path):
+    """Frames, a video and OIP arrays pick the model's sampling's frames (each a flat grey
+    level k*40, so a picked frame is known by its value)."""
+    import av
+    import numpy as np
+
+    from service.uploads import rgb_from_array, rgb_from_video
+
+    levels = [np.full((48, 64, 3), 40 * k, np.uint8) for k in range(6)]
+    files = []
+    for k, frame in enumerate(levels):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="PNG")
+        files.append((f"{k}.png", buf.getvalue()))
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=6)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in levels:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    for sampling, picked in (("reference", [0, 0, 1, 2, 3, 4]), ("centre", [0, 1, 2, 3, 4, 5])):
+        for views in (rgb_from_images(files, 6, 32, Limits(), sampling),
+                      rgb_from_array(np.stack(levels), 6, 32, "frames", Limits(), sampling),
+                      rgb_from_video(path.read_bytes(), 6, 32, 64, Limits(), sampling)):
+            assert [round(float(v.mean()) / 40) for v in views] == picked, sampling

@@ -14,7 +14,7 @@ import uuid
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fpar_models.config import TrainConfig
 
@@ -150,6 +150,11 @@ class ModelRecord(BaseModel):
     path: str = Field(description="its checkpoint, relative to the model store")
     config: TrainConfig
     inference_precision: Literal["fp32", "bf16", "int8"] = "fp32"
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_stored(cls, v: Any) -> Any:
+        return TrainConfig.stored(v) if isinstance(v, dict) else v
 
     def takes(self, carried: set[str]) -> bool:
         """Whether a request carrying these inputs ('rgb', 'flow') is enough for the model."""

@@ -19,13 +19,14 @@ from fpar_models.data.transforms import (
     RGB_STD,
     Crop,
     apply_crop,
+    frame_indices,
     load_image,
     resize_map,
     scale_shorter,
     scaled_side,
     stack_indices,
     stack_starts,
-    uniform_indices,
+    train_stack_start,
 )
 
 
@@ -55,12 +56,12 @@ class ImageCache:
 class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, videos: list[Video], *, image_size: int, train: bool, frames: int = 16,
                  rgb: bool = True, map_grid: int | None = None, flow_stack: int | None = None,
-                 eval_stacks: int = 5, seed: int = 0, cache: ImageCache | None = None):
+                 eval_stacks: int = 5, seed: int = 0, cache: ImageCache | None = None, sampling: str = "reference"):
         self.videos = videos
         self.image_size, self.train, self.frames = image_size, train, frames
         self.rgb, self.map_grid = rgb, map_grid
         self.flow_stack, self.eval_stacks = flow_stack, eval_stacks
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.sampling = seed, 0, sampling
         self.side = scaled_side(image_size)
         self.cache = cache if cache is not None else ImageCache()
 
@@ -78,7 +79,7 @@ class ClipDataset(torch.utils.data.Dataset):
         rng = random.Random(f"{self.seed}/{epoch}/{idx}")
         crop = Crop.random(self.image_size, rng) if self.train else Crop.center(self.image_size)
         item: dict[str, torch.Tensor] = {"label": torch.tensor(video.label)}
-        picked = uniform_indices(len(video.frames), self.frames) if video.frames else []
+        picked = frame_indices(len(video.frames), self.frames, self.sampling) if video.frames else []
         if self.rgb:
             rgb = np.stack([self._crop(video.frames[i], "RGB", crop) for i in picked])
             item["rgb"] = to_channels_first(rgb)  # (T, 3, S, S)
@@ -95,9 +96,9 @@ class ClipDataset(torch.utils.data.Dataset):
     def _flow(self, video: Video, crop: Crop, rng: random.Random) -> np.ndarray:
         n, stack = len(video.flow_x), self.flow_stack
         if self.train:
-            starts = [rng.randint(0, max(0, n - stack))]
+            starts = [train_stack_start(n, stack, rng, self.sampling)]
         else:
-            starts = stack_starts(n, stack, self.eval_stacks)
+            starts = stack_starts(n, stack, self.eval_stacks, self.sampling)
         stacks = []
         for start in starts:
             planes = []

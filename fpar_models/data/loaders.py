@@ -28,7 +28,7 @@ def make_loaders(cfg: TrainConfig, root: Path, classes: list[str], compute: Comp
     streams = dict(rgb=cfg.uses_rgb, maps=grid is not None, flow=cfg.uses_flow)
     common = dict(image_size=cfg.image_size, frames=cfg.frames, rgb=cfg.uses_rgb, map_grid=grid,
                   flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
-                  seed=cfg.seed, cache=ImageCache(compute.cache_bytes))
+                  seed=cfg.seed, cache=ImageCache(compute.cache_bytes), sampling=cfg.sampling)
     train_videos = scan(root, cfg.train_users, classes=classes, **streams)
     val_videos = scan(root, cfg.val_users, classes=classes, **streams)
     # persistent workers keep their frame caches from one epoch to the next

@@ -22,6 +22,9 @@ FLOW_MEAN, FLOW_STD = 0.449, 0.226  # the RGB statistics averaged, as the refere
 MAP_THRESHOLD = 0.4
 
 
+SAMPLINGS = ("reference", "centre")
+
+
 def uniform_indices(n: int, count: int) -> list[int]:
     """`count` indices spread uniformly over n items: the centre of each of `count` equal
     segments. Fewer items than asked for repeat, more are subsampled."""
@@ -30,12 +33,43 @@ def uniform_indices(n: int, count: int) -> list[int]:
     return [min(n - 1, int((i + 0.5) * n / count)) for i in range(count)]
 
 
-def stack_starts(n: int, stack: int, count: int) -> list[int]:
-    """First index of `count` stacks of `stack` consecutive items spread over n items."""
+def frame_indices(n: int, count: int, sampling: str = "reference") -> list[int]:
+    """The frames a clip is made of. `reference`: the public Ego-RNN code's
+    floor(linspace(1, n, count, endpoint=False)) on its 1-based file numbers, i.e. each
+    segment's start (the first frame always, the last never: n=16, count=16 repeats frame
+    0 and leaves out frame 15). `centre`: each segment's centre (uniform_indices)."""
+    if n < 1:
+        raise ValueError("no items to sample from")
+    if sampling == "centre":
+        return uniform_indices(n, count)
+    return [int(np.floor(1 + i * (n - 1) / count)) - 1 for i in range(count)]
+
+
+def stack_starts(n: int, stack: int, count: int, sampling: str = "reference") -> list[int]:
+    """First index of `count` evaluation stacks of `stack` consecutive items among n.
+    `reference`, as Ego-RNN's flow loader on its 1-based numbers: one stack starts at
+    ceil((n - stack) / 2) (the centre, one earlier than `centre` when n - stack is even),
+    several at linspace(1, n - stack + 1, count, endpoint=False) (over the first 80% of the
+    room for 5). `centre`: one at (n - stack) // 2, several from 0 to n - stack."""
     last = max(0, n - stack)
+    if sampling == "centre":
+        if count == 1:
+            return [last // 2]
+        return [round(i * last / (count - 1)) for i in range(count)]
+    if last == 0:
+        return [0] * count
     if count == 1:
-        return [last // 2]
-    return [round(i * last / (count - 1)) for i in range(count)]
+        return [int(np.ceil(last / 2)) - 1]
+    return [int(np.floor(1 + i * last / count)) - 1 for i in range(count)]
+
+
+def train_stack_start(n: int, stack: int, rng, sampling: str = "reference") -> int:
+    """A training clip's random stack start: `reference` from 0 .. n - stack - 1, as
+    Ego-RNN's randint(1, n - stack) on 1-based numbers; `centre` from 0 .. n - stack."""
+    last = max(0, n - stack)
+    if sampling == "reference":
+        return rng.randint(0, last - 1) if last > 0 else 0
+    return rng.randint(0, last)
 
 
 def stack_indices(n: int, stack: int, start: int) -> list[int]:
@@ -116,13 +150,14 @@ def eval_view(img: Image.Image, image_size: int, mode: str = "RGB") -> np.ndarra
     return apply_crop(scale_shorter(img, scaled_side(image_size)), Crop.center(image_size))
 
 
-def prepare_frames(images: list[Image.Image], frames: int, image_size: int) -> np.ndarray:
-    """Inference input: sample `frames` uniformly, eval transform -> (T, S, S, 3) uint8."""
-    return np.stack([eval_view(images[i], image_size) for i in uniform_indices(len(images), frames)])
+def prepare_frames(images: list[Image.Image], frames: int, image_size: int, sampling: str = "reference"
+                   ) -> np.ndarray:
+    """Inference input: sample `frames` as the model was trained, eval transform -> (T, S, S, 3) uint8."""
+    return np.stack([eval_view(images[i], image_size) for i in frame_indices(len(images), frames, sampling)])
 
 
 def prepare_flow(flow_x: list[Image.Image], flow_y: list[Image.Image], stack: int, stacks: int,
-                 image_size: int) -> np.ndarray:
+                 image_size: int, sampling: str = "reference") -> np.ndarray:
     """Inference input for flow models: `stacks` stacks of `stack` x/y pairs spread over
     the video, eval transform -> (K, 2*stack, S, S) uint8, x and y interleaved."""
     if len(flow_x) != len(flow_y):
@@ -131,4 +166,4 @@ def prepare_flow(flow_x: list[Image.Image], flow_y: list[Image.Image], stack: in
     return np.stack([
         np.stack([eval_view(images[i], image_size, "L")
                   for i in stack_indices(n, stack, start) for images in (flow_x, flow_y)])
-        for start in stack_starts(n, stack, stacks)])
+        for start in stack_starts(n, stack, stacks, sampling)])

@@ -116,7 +116,7 @@ def dataset_clips(cfg: TrainConfig, classes: list[str], data_dir: Path, users: l
         videos = videos[::max(1, len(videos) // count)][:count]
         clips = ClipDataset(videos, image_size=cfg.image_size, train=False, frames=cfg.frames, rgb=cfg.uses_rgb,
                             flow_stack=cfg.model.stack_size if cfg.uses_flow else None,
-                            eval_stacks=cfg.model.eval_stacks)
+                            eval_stacks=cfg.model.eval_stacks, sampling=cfg.sampling)
         items = [clips[i] for i in range(len(clips))]
     except (DatasetError, OSError):
         return None

@@ -59,7 +59,8 @@ class Predictor:
     def predict_frames(self, frames: list, *, top_k: int = 5, explain: bool = False) -> dict:
         """Frames (PIL images or paths) of any size and count, in temporal order -> answer."""
         images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
-        clip = Clip(prepare_frames(images, self.config.frames, self.config.image_size), None, top_k, explain)
+        cfg = self.config
+        clip = Clip(prepare_frames(images, cfg.frames, cfg.image_size, cfg.sampling), None, top_k, explain)
         return self.predict([clip])[0]
 
     def warm_up(self) -> None:

@@ -99,10 +99,11 @@ def prepare(model: ModelRecord, tensors: dict[str, np.ndarray], settings) -> dic
             raise field_error(["inputs", name], f"{len(tensor)} frames; at most {settings.max_frames} "
                               "(FPAR_MAX_FRAMES)")
         if kind == "rgb":
-            arrays["rgb"] = uploads.rgb_from_array(tensor, model.frames, model.image_size, name, limits)
+            arrays["rgb"] = uploads.rgb_from_array(tensor, model.frames, model.image_size, name, limits,
+                                                   model.config.sampling)
         else:
             arrays["flow"] = uploads.flow_from_array(tensor, model.stack_size, model.eval_stacks, model.image_size,
-                                                     name, limits)
+                                                     name, limits, model.config.sampling)
     return arrays
 
 

@@ -94,16 +94,16 @@ def _read(files: list[UploadFile] | None) -> Named:
 def prepare_inputs(meta: ModelRecord, uploaded: dict[str, Named], explain: bool, max_frames: int,
                    limits: uploads.Limits) -> dict:
     """The arrays the model takes, from what was uploaded; a 422 names what is missing or bad."""
-    t, size = meta.frames, meta.image_size
+    t, size, sampling = meta.frames, meta.image_size, meta.config.sampling  # as it was trained
     frames, video = uploaded["frames"], uploaded["video"]
     arrays = {}
     if "rgb" in meta.inputs:
         if frames and video:
             raise field_error(["video"], "send frames or a video, not both")
         if frames:
-            arrays["rgb"] = uploads.rgb_from_images(frames, t, size, limits)
+            arrays["rgb"] = uploads.rgb_from_images(frames, t, size, limits, sampling)
         elif video:
-            arrays["rgb"] = uploads.rgb_from_video(video[0][1], t, size, max_frames, limits)
+            arrays["rgb"] = uploads.rgb_from_video(video[0][1], t, size, max_frames, limits, sampling)
         else:
             raise field_error(["frames"], "no frames: send one or more images as `frames`, or a `video`")
     elif explain:
@@ -113,5 +113,6 @@ def prepare_inputs(meta: ModelRecord, uploaded: dict[str, Named], explain: bool,
         if not flow_x or not flow_y:
             raise field_error(["flow_x" if not flow_x else "flow_y"],
                               f"model '{meta.id}' needs flow images: send `flow_x` and `flow_y`")
-        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta.stack_size, meta.eval_stacks, size, limits)
+        arrays["flow"] = uploads.flow_from_images(flow_x, flow_y, meta.stack_size, meta.eval_stacks, size, limits,
+                                                  sampling)
     return arrays
