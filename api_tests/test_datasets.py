@@ -21,7 +21,7 @@ from stack_helpers import tiny_train, wait_for
 
 SMALL = {"shorter_side": 37}  # what the loader scales to for 32 px crops
 CLASSES = ("lift_cup", "lift_ball", "open_box")
-LEARN = {**tiny_train("egornn-attention", (15, 1)), "image_size": 32, "seed": 2}
+LEARN = {**tiny_train("egornn-attention", (12, 1)), "image_size": 32, "seed": 3}
 
 
 def _recordings(stack, folder: str, per_user: dict[str, list[tuple[str, int]]], fps: float = 12) -> list[dict]:
@@ -57,9 +57,9 @@ def _ingest(client, body: dict, timeout_s: float = 120) -> dict:
 
 @pytest.fixture(scope="module")
 def kitchen(client, stack) -> dict:
-    """Two users' recordings with an EPIC-Kitchens-style CSV (verb + noun), ingested."""
+    """Three users' recordings with an EPIC-Kitchens-style CSV (verb + noun), ingested."""
     rows = _recordings(stack, "incoming/kitchen", {u: [(a, i) for a in CLASSES for i in range(3)]
-                                                   for u in ("S1", "S2")})
+                                                   for u in ("S1", "S2", "S3")})
     epic = []
     for n, row in enumerate(rows):
         verb, noun = row["label"].split("_")
@@ -91,11 +91,11 @@ def test_the_listing_shows_a_hand_copied_dataset_and_its_report(client):
 
 
 def test_an_epic_csv_ingest_gives_the_training_layout(client, stack, kitchen):
-    assert kitchen["result"]["videos"] == 18 and kitchen["result"]["skipped"] == 0
-    assert kitchen["progress"]["videos_done"] == 18 and kitchen["progress"]["fraction"] == 1
+    assert kitchen["result"]["videos"] == 27 and kitchen["result"]["skipped"] == 0
+    assert kitchen["progress"]["videos_done"] == 27 and kitchen["progress"]["fraction"] == 1
     detail = client.get("/datasets/kitchen").json()
     assert detail["status"] == "ready" and detail["origin"] == "ingested" and detail["job"] == kitchen["id"]
-    assert detail["users"] == ["P01", "P02"] and detail["classes"] == sorted(a for a in CLASSES)
+    assert detail["users"] == ["P01", "P02", "P03"] and detail["classes"] == sorted(a for a in CLASSES)
     assert detail["flow"] and detail["maps"] and detail["errors"] == 0, detail["report"]
     assert detail["manifest"]["options"]["flow"] == "dis" and detail["manifest"]["tools"]["opencv"]
     root = stack.data_dir / "kitchen"
@@ -119,22 +119,24 @@ def test_trainings_that_need_flow_or_maps_run_on_an_ingested_dataset(client, kit
 
 
 def test_an_ingest_trains_as_well_as_the_same_clips_in_the_gtea_layout(client, stack, kitchen):
-    """The kitchen recordings hold the synthetic dataset's own clips (users S1 and S2, three
+    """The kitchen recordings hold the synthetic dataset's own clips (users S1-S3, three
     videos of three actions told apart by their objects); the same training on those clips
-    in the GTEA61 layout, as the synthetic generator writes them, reaches the same accuracy."""
+    in the GTEA61 layout, as the synthetic generator writes them, reaches the same accuracy
+    on the held-out user."""
     full = synthetic.generate(stack.data_dir / ".synthetic3", videos_per_class=3)
     same = stack.data_dir / "kitchen-gtea"
     for folder in (RGB_DIR, *FLOW_DIRS):
-        for user in ("S1", "S2"):
+        for user in ("S1", "S2", "S3"):
             for action in CLASSES:
                 shutil.copytree(full / folder / user / action, same / folder / user / action)
     accuracy = {}
-    for dataset, users in (("kitchen", ("P01", "P02")), ("kitchen-gtea", ("S1", "S2"))):
-        body = {**LEARN, "dataset": dataset, "train_users": [users[0]], "val_users": [users[1]]}
+    for dataset, users in (("kitchen", ("P01", "P03", "P02")), ("kitchen-gtea", ("S1", "S3", "S2"))):
+        body = {**LEARN, "dataset": dataset, "train_users": list(users[:2]), "val_users": [users[2]]}
         job = wait_for(client, client.post("/train", json=body).json()["id"])
         assert job["status"] == "succeeded", job
         accuracy[dataset] = job["result"]["best_val_acc"]
-    assert min(accuracy.values()) >= 5 / 9 - 1e-6, accuracy  # chance: 3/9
+    print("best_val_acc", accuracy)
+    assert min(accuracy.values()) >= 6 / 9 - 1e-6, accuracy  # chance: 3/9
     assert abs(accuracy["kitchen"] - accuracy["kitchen-gtea"]) <= 3 / 9 + 1e-6, accuracy
 
 
