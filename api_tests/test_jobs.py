@@ -89,7 +89,7 @@ def test_metrics_are_prometheus_text(client, trained):
 
 
 def _truncate_a_frame(root):
-    bad = sorted((root / "processed_frames2/S1/lift_cup/1/rgb").glob("*.png"))[0]  # read by either sampling
+    bad = sorted((root / "processed_frames2/S1/lift_cup/1/rgb").glob("*.png"))[0]  # the reference sampling reads every first frame
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     return bad, "unreadable image"
 
