@@ -135,7 +135,8 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
             vstream = container.streams.video[0]
             check_size(vstream.codec_context.width, vstream.codec_context.height, limits, "video", None, None)
             known = vstream.frames or 0
-            picks = set(frame_indices(known, frames, sampling)) if known else None
+            order = frame_indices(known, frames, sampling) if known else []
+            picks = set(order) if known else None
             kept = {}
             with _DECODE_SLOTS:
                 for i, frame in enumerate(container.decode(vstream)):
@@ -153,7 +154,7 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
     if picks is None or not picks <= kept.keys():  # the stream held fewer frames than it said
         decoded = list(kept.values())
         return np.stack([eval_view(decoded[i], image_size) for i in frame_indices(len(decoded), frames, sampling)])
-    return np.stack([eval_view(kept[i], image_size) for i in frame_indices(known, frames, sampling)])
+    return np.stack([eval_view(kept[i], image_size) for i in order])
 
 
 def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[str | None, bytes]],

@@ -52,8 +52,9 @@ def named(source: Path, video: str):
 def _span(segment: Segment, info: VideoInfo, labels: str | None) -> tuple[float, float]:
     """The segment in seconds, checked against its recording: a segment past the end by
     more than a frame is a mistake in the labels (a rounded last timestamp is not)."""
-    start = to_seconds(segment, info.fps)[0] if segment.start is not None else 0.0
-    end = to_seconds(segment, info.fps)[1] if segment.end is not None else info.duration_s
+    start, end = to_seconds(segment, info.fps)
+    start = 0.0 if start is None else start
+    end = info.duration_s if end is None else end
     where = f"{labels}, line {segment.line}" if labels else segment.video
     frame = 1 / info.fps
     if end > info.duration_s + frame:

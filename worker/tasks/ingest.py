@@ -14,7 +14,7 @@ import cv2
 from core import tasks
 from core.store.records import JobStatus
 from fpar_models.ingest.layout import Cancelled
-from fpar_models.ingest.options import IngestJob
+from fpar_models.ingest.options import IngestItem, IngestJob
 from fpar_models.ingest.run import Workspace
 from worker.app import app
 from worker.jobs import claimed, failure, jobs, running
@@ -97,7 +97,7 @@ class Ingest:
                 time.sleep(WAIT_S)  # the rest is in other workers' hands; take it over if they die
             self.check(force=True)
 
-    def take(self, item) -> bool:
+    def take(self, item: IngestItem) -> bool:
         if not self.datasets.lease(self.job_id, item.index, app.worker_name, self.lease_s):
             return False
         if item.index in self.datasets.done(self.job_id):  # done between our listing and the lease
@@ -126,7 +126,7 @@ class Ingest:
 
     def report(self) -> None:
         done = self.datasets.done(self.job_id)
-        seconds = sum(item.seconds for item in self.items)
+        seconds = self.work.job.seconds
         seconds_done = sum(item.seconds for item in self.items if item.index in done)
         jobs().set_progress(self.job_id, {"videos_done": len(done), "videos": len(self.items),
                                           "seconds_done": round(seconds_done, 2), "seconds": round(seconds, 2),
