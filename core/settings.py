@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_decode_mb: float = Field(1024, gt=0, description="the images of one request, decoded, at most")
     max_archive_mb: float = Field(4096, gt=0, description="largest archive of recordings POST /datasets accepts")
     max_unpacked_mb: float = Field(16384, gt=0, description="an uploaded archive, unpacked, at most")
+    max_video_mb: float = Field(8192, gt=0, description="largest video POST /timelines accepts (streamed to disk)")
+    max_video_s: float = Field(4 * 3600, gt=0, description="longest video a timeline may be asked for, in seconds")
     ingest_threads: int = Field(0, ge=0, le=256, description="OpenCV threads of an ingest worker process "
                                 "(0: OpenCV's default, every core; 1 where one ingest worker runs per core)")
     predict_ttl_s: int = Field(3600, ge=10, description="how long predict jobs and their frames live")
@@ -57,6 +59,10 @@ class Settings(BaseSettings):
     @property
     def max_archive_bytes(self) -> int:
         return int(self.max_archive_mb * (1 << 20))
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * (1 << 20))
 
     @property
     def runs_dir(self) -> Path:

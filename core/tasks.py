@@ -7,6 +7,11 @@ imports worker code; the workers register their functions under these names.
     fpar.analyse  (key, model_id, kind, video)   queue predict  confusion | cam | heads -> an Answer
     fpar.export   (key, model_id, format)        queue predict  onnx | openvino | torchscript -> an Answer
     fpar.ingest   (job_id)                       queue ingest   an ingest job (several copies share its videos)
+    fpar.timeline (job_id)                       queue predict  a timeline job (several copies share its windows)
+
+Timelines run on the predict workers, which hold the models loaded and compiled: a chunk
+of windows at a time, so predictions queued meanwhile are not kept waiting behind an hour
+of video.
 """
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from celery import Celery
 from core.store.records import JobKind
 
 TRAIN, PREDICT, ANALYSE, EXPORT, INGEST = "fpar.train", "fpar.predict", "fpar.analyse", "fpar.export", "fpar.ingest"
-# a job's queue is named as its kind
-JOB_TASKS = {JobKind.train: TRAIN, JobKind.predict: PREDICT, JobKind.ingest: INGEST}
-QUEUES = tuple(JobKind)
+TIMELINE = "fpar.timeline"
+JOB_TASKS = {JobKind.train: TRAIN, JobKind.predict: PREDICT, JobKind.ingest: INGEST, JobKind.timeline: TIMELINE}
+QUEUE_OF = {JobKind.train: "train", JobKind.predict: "predict", JobKind.ingest: "ingest", JobKind.timeline: "predict"}
+QUEUES = tuple(dict.fromkeys(QUEUE_OF.values()))
 
 CELERY_CONFIG = dict(
     task_ignore_result=True,          # Redis holds job state in our own keys: no result backend
@@ -48,10 +54,10 @@ class TaskQueue:
         self.app = make_celery(broker_url)
 
     def send(self, kind: JobKind, job_id: str, copies: int = 1) -> None:
-        """A job's task, to the queue of its kind (an ingest's in copies: each worker that
-        takes one works on the job's videos beside the others)."""
+        """A job's task, to the queue of its kind (an ingest's or a timeline's in copies:
+        each worker that takes one works on the job's shares beside the others)."""
         for _ in range(copies):
-            self._send(JOB_TASKS[kind], [job_id], queue=kind)
+            self._send(JOB_TASKS[kind], [job_id], queue=QUEUE_OF[kind])
 
     def analyse(self, key: str, model_id: str, kind: str, video: str | None) -> None:
         self._send(ANALYSE, [key, model_id, kind, video], queue=JobKind.predict)

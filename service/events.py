@@ -10,6 +10,7 @@ rather than deltas, it is told every child's current state again).
     event: status    {"job_id", "status", "error", "result", "progress"}  each change of state
     event: progress  the job's progress object                 at most twice a second
     event: metrics   one epoch's row                           as the trainer reports it
+    event: window    (timelines) one window's {index, start, end, top_k}    as its chunk lands
     event: job       (experiments) a child's {id, point, trial, status, best_val_acc}
 
 The stream ends after the terminal state.
@@ -29,7 +30,10 @@ from fastapi.responses import StreamingResponse
 from core.store.experiments import ExperimentStore
 from core.store.jobs import JobStore
 from core.store.records import JobKind, JobRecord
+from service.schemas import public_window
 
+# the rows a job's stream tells as they land: a training's epochs, a timeline's windows
+ROWS = {JobKind.train: ("metrics", JobStore.metrics_since), JobKind.timeline: ("window", JobStore.windows_since)}
 POLL_S = 0.25
 PROGRESS_EVERY_S = 0.5
 KEEPALIVE_S = 15
@@ -82,10 +86,11 @@ async def job_events(store: JobStore, job_id: str, last_event_id: str | None = N
         if job.status != at.status and not job.ended:
             at.status = job.status
             sent.append(event("status", _status(job), str(at)))
-        if job.kind == JobKind.train:
-            for row in await asyncio.to_thread(store.metrics_since, job_id, at.rows):
+        if job.kind in ROWS:
+            name, since = ROWS[job.kind]
+            for row in await asyncio.to_thread(since, store, job_id, at.rows):
                 at.rows += 1
-                sent.append(event("metrics", row, str(at)))
+                sent.append(event(name, public_window(row) if job.kind == JobKind.timeline else row, str(at)))
         if job.ended:
             if job.status != at.status:
                 at.status = job.status

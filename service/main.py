@@ -21,10 +21,11 @@ from core.store.records import TERMINAL, JobStatus
 from core.tasks import TaskQueue
 from fpar_models.config import TrainConfig
 from fpar_models.ingest.options import IngestRequest
+from fpar_models.timeline.options import TimelineRequest
 from service import errors
 from service.deps import require_api_key
 from service.metrics import Metrics, MetricsMiddleware
-from service.routes import datasets, experiments, health, jobs, models, oip, pictures, predict, train
+from service.routes import datasets, experiments, health, jobs, models, oip, pictures, predict, timelines, train
 from service.uploads import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
@@ -50,10 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     secured = [Depends(require_api_key)]
     for router in (train.router, predict.router, jobs.router, experiments.router, models.router, pictures.router,
-                   datasets.router, oip.router, health.secured):
+                   datasets.router, timelines.router, oip.router, health.secured):
         app.include_router(router, dependencies=secured)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_upload_bytes,
-                       larger={"/datasets": (settings.max_archive_bytes, "FPAR_MAX_ARCHIVE_MB")})
+                       larger={"/datasets": (settings.max_archive_bytes, "FPAR_MAX_ARCHIVE_MB"),
+                               "/timelines": (settings.max_video_bytes, "FPAR_MAX_VIDEO_MB")})
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)
     return app
@@ -112,7 +114,7 @@ def problem_statuses(path: str, method: str, operation: dict) -> set[int]:
         codes.add(404)
     if method in ("post", "patch"):
         codes |= {413, 422}
-    if path in ("/train", "/predict", "/experiments", "/datasets") and method == "post":
+    if path in ("/train", "/predict", "/experiments", "/datasets", "/timelines") and method == "post":
         codes |= {404, 429}
     if path == "/datasets" and method == "post":
         codes.add(409)  # the name is taken
@@ -134,7 +136,9 @@ def _openapi(app: FastAPI) -> dict:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
         components["TrainRequest"] = body
-        components["IngestRequest"] = IngestRequest.model_json_schema()  # POST /datasets reads its body itself
+        # POST /datasets and /timelines read their bodies themselves (JSON or multipart)
+        components["IngestRequest"] = IngestRequest.model_json_schema()
+        components["TimelineRequest"] = TimelineRequest.model_json_schema()
         components["Problem"] = PROBLEM_SCHEMA
         # the states a job never leaves, for clients (the dashboard) that take them from here
         components["JobStatus"]["x-terminal"] = [s.value for s in JobStatus if s in TERMINAL]

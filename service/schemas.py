@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.store.records import Experiment, ExperimentProgress, JobKind, JobRecord, JobStatus, ModelRecord
 from fpar_models.config import TrainConfig
+from fpar_models.timeline.options import TrainingData
 
 Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.serving.precision.PRECISIONS
 
@@ -37,6 +38,15 @@ class IngestProgress(BaseModel):
     fraction: float = Field(ge=0, le=1)
 
 
+class TimelineProgress(BaseModel):
+    """A timeline's: windows classified, and the seconds of video they cover."""
+    windows_done: int
+    windows: int
+    seconds_done: float
+    seconds: float
+    fraction: float = Field(ge=0, le=1)
+
+
 class JobOut(BaseModel):
     job_id: str = Field(description="the job's id (the same as `id`)")
     id: str
@@ -48,9 +58,10 @@ class JobOut(BaseModel):
     attempts: int = 0
     awaiting_worker: bool = Field(False, description="running, but the worker running it died: its task was "
                                   "sent again and the next free worker takes it (`attempts` counts the tries)")
-    progress: Progress | IngestProgress | None = None
+    progress: Progress | IngestProgress | TimelineProgress | None = None
     metrics: list[dict[str, Any]] | None = Field(None, description="one row per epoch (train jobs)")
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = Field(None, description="a timeline's has its `segments`, and one job read "
+                                          "alone its `windows` too (start, end, top_k)")
     error: dict[str, Any] | None = None
     warnings: list[str] = []
     request: dict[str, Any] | None = Field(None, description="the resolved config, predict options, or an "
@@ -61,8 +72,15 @@ class JobOut(BaseModel):
     def from_record(cls, job: JobRecord) -> JobOut:
         times = {"created_at", "started_at", "finished_at"}
         fields = job.model_dump(include=set(cls.model_fields) - times - {"job_id", "awaiting_worker"})
+        if job.windows is not None and fields["result"] is not None:
+            fields["result"] = {**fields["result"], "windows": [public_window(w) for w in job.windows]}
         return cls(**fields, **{t: iso(getattr(job, t)) for t in times}, job_id=job.id,
                    awaiting_worker=job.awaiting_worker)
+
+
+def public_window(row: dict[str, Any]) -> dict[str, Any]:
+    """A timeline's window as the API shows it: its full probability vector stays inside."""
+    return {k: v for k, v in row.items() if k != "p"}
 
 
 class JobList(BaseModel):
@@ -85,6 +103,9 @@ class ModelOut(BaseModel):
     inputs: list[str] = Field(description="what /predict needs: frames ('rgb') and/or flow images")
     inference_precision: Precision = Field("fp32", description="the precision predictions are served in "
                                            "(PATCH to change): fp32 is exact; bf16 and int8 are opt-in")
+    training_data: TrainingData | None = Field(None, description="what its training videos were like: a "
+                                               "timeline's default window (clip_frames at fps) and how its "
+                                               "windows' frames and flow are made")
     inference: list[dict[str, Any]] = Field(
         default_factory=list, description="per predict worker that has it loaded: the runtime serving it "
         "(backend), the one asked for, whether it was verified against PyTorch and how closely, and why not; "

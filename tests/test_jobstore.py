@@ -8,6 +8,7 @@ import redis
 
 from core.store import Stores, keys
 from core.store.experiments import experiment_status as status
+from core.store.records import JobKind
 from service.idempotency import claim as idem_claim
 from service.idempotency import fingerprint
 
@@ -146,7 +147,7 @@ def test_an_experiments_status_follows_its_children():
     assert status(["succeeded", "cancelled"], True) == "cancelled"
 
 
-def test_a_dataset_name_is_taken_once_and_an_ingest_s_videos_are_leased_one_worker_each(stores):
+def test_a_dataset_name_is_taken_once(stores):
     names = stores.datasets
     assert names.take("kitchen", "in_1") and names.take("kitchen", "in_1")  # a retry of the same job
     assert not names.take("kitchen", "in_2")
@@ -156,10 +157,20 @@ def test_a_dataset_name_is_taken_once_and_an_ingest_s_videos_are_leased_one_work
     names.forget("kitchen", "in_1")
     assert names.get("kitchen") is None and names.take("kitchen", "in_2")
 
-    assert names.lease("in_1", 0, "w1", 5) and names.lease("in_1", 0, "w1", 5)  # renewed by its holder
-    assert not names.lease("in_1", 0, "w2", 5)
-    names.mark_done("in_1", 0)
-    assert names.done("in_1") == {0} and names.lease("in_1", 0, "w2", 5)  # done: its lease went
-    assert names.lease("in_1", 1, "w1", 0.05)
+
+def test_a_job_s_shares_are_leased_one_worker_each_and_their_rows_land_once(stores):
+    shares = stores.shares
+    assert shares.lease("in_1", 0, "w1", 5) and shares.lease("in_1", 0, "w1", 5)  # renewed by its holder
+    assert not shares.lease("in_1", 0, "w2", 5)
+    shares.mark_done("in_1", 0)
+    assert shares.done("in_1") == {0} and shares.lease("in_1", 0, "w2", 5)  # done: its lease went
+    assert shares.lease("in_1", 1, "w1", 0.05)
     time.sleep(0.1)
-    assert names.lease("in_1", 1, "w2", 5)  # a dead holder's lease expires
+    assert shares.lease("in_1", 1, "w2", 5)  # a dead holder's lease expires
+
+    job_id = stores.jobs.create(JobKind.timeline, {"video": "v.mp4"})
+    rows = [{"index": 0, "start": 0.0}, {"index": 1, "start": 0.5}]
+    assert shares.complete(job_id, 0, rows)
+    assert not shares.complete(job_id, 0, rows)  # a second worker that computed it too adds nothing
+    assert shares.complete(job_id, 1, [{"index": 2, "start": 1.0}]) and shares.done(job_id) == {0, 1}
+    assert [w["index"] for w in stores.jobs.get(job_id).windows] == [0, 1, 2]

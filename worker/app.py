@@ -29,7 +29,8 @@ from core.tasks import CELERY_CONFIG, TaskQueue
 from worker.model_cache import ModelCache
 
 log = logging.getLogger("fpar.worker")
-TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers", "worker.tasks.ingest"]
+TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers", "worker.tasks.ingest",
+                "worker.tasks.timeline"]
 
 
 class WorkerApp(Celery):

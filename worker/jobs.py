@@ -10,6 +10,7 @@ import threading
 from contextlib import contextmanager
 
 from core.store.jobs import JobStore
+from core.store.records import JobStatus
 from fpar_models.data.gtea61 import DatasetError
 from worker.app import app
 
@@ -21,11 +22,22 @@ def jobs() -> JobStore:
     return app.stores.jobs
 
 
+class Stopped(Exception):
+    """The job ended elsewhere (cancelled, failed by another worker) or was asked to stop."""
+
+
 def claimed(job_id: str, *, quiet: bool = False) -> bool:
     outcome = jobs().claim(job_id, app.worker_name, app.settings.heartbeat_timeout_s)
     if outcome != "ok" and not quiet:
         log.info("job %s not run: %s", job_id, outcome)
     return outcome == "ok"
+
+
+def joinable(job_id: str) -> bool:
+    """A job another worker runs, still going: a copy of its task helps with its shares
+    (an ingest's videos, a timeline's windows)."""
+    record = jobs().get(job_id, metrics=False)
+    return record is not None and record.status == JobStatus.running and not record.cancel
 
 
 @contextmanager

@@ -1,9 +1,5 @@
-"""Dataset names taken by ingest jobs, and how the workers of one ingest share its videos.
-
-A name is taken at submit (SET NX semantics), so two ingests never write one dataset. An
-ingest's videos are handed out by leases: a worker takes video i for a while (renewed as
-it works), marks it done, and moves on; a lease whose worker died expires, and the next
-worker to pass takes it again. The dataset is published under a lease of its own, by one worker.
+"""Dataset names taken by ingest jobs. A name is taken at submit (SET NX semantics), so
+two ingests never write one dataset. (How an ingest's workers share its videos: core.store.shares.)
 """
 from __future__ import annotations
 
@@ -42,26 +38,3 @@ class DatasetStore:
         key = keys.dataset(name)
         if job_id is None or (self.r.hget(key, "job") or b"").decode() == job_id:
             self.r.delete(key)
-
-    # -- one ingest's videos ------------------------------------------------------------------
-    def lease(self, job_id: str, item: int, worker: str, ttl_s: float) -> bool:
-        """Take (or renew, when ours) video `item` of the job for ttl_s."""
-        key = keys.lease(job_id, item)
-        if self.r.set(key, worker, nx=True, px=int(ttl_s * 1000)):
-            return True
-        if self.r.get(key) == worker.encode():
-            self.r.pexpire(key, int(ttl_s * 1000))
-            return True
-        return False
-
-    def release(self, job_id: str, item: int) -> None:
-        self.r.delete(keys.lease(job_id, item))
-
-    def mark_done(self, job_id: str, item: int) -> None:
-        pipe = self.r.pipeline()
-        pipe.sadd(keys.job(job_id).items, item)
-        pipe.delete(keys.lease(job_id, item))
-        pipe.execute()
-
-    def done(self, job_id: str) -> set[int]:
-        return {int(i) for i in self.r.smembers(keys.job(job_id).items)}

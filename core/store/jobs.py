@@ -1,5 +1,5 @@
-"""The job store: jobs, their metrics rows, their end tokens, a prediction's frames and the
-batcher's pending lists (key layout: core.store.keys).
+"""The job store: jobs, their metrics rows (a timeline's window rows and picture), their end
+tokens, a prediction's frames and the batcher's pending lists (key layout: core.store.keys).
 
 Status changes are the Lua scripts of core.store.transitions, so they are atomic and only
 go forward. Used by the gateway and the workers alike.
@@ -59,10 +59,12 @@ class JobStore:
         raw = self.r.hgetall(keys.job(job_id).record)
         if not raw or b"status" not in raw:
             return None
-        rows = None
+        rows = windows = None
         if metrics and raw.get(b"kind") == JobKind.train.encode():
-            rows = [json.loads(row) for row in self.r.lrange(keys.job(job_id).metrics, 0, -1)]
-        return JobRecord.from_hash(raw, metrics=rows)
+            rows = self.metrics_since(job_id, 0)
+        elif metrics and raw.get(b"kind") == JobKind.timeline.encode():
+            windows = sorted(self.windows_since(job_id, 0), key=lambda w: w["index"])
+        return JobRecord.from_hash(raw, metrics=rows, windows=windows)
 
     def transition(self, job_id: str, to: JobStatus, allowed_from: tuple[JobStatus, ...], **fields: Any) -> str:
         """Atomically move a job to `to` if it is in one of `allowed_from`. Returns 'ok',
@@ -141,6 +143,16 @@ class JobStore:
 
     def metrics_since(self, job_id: str, first: int) -> list[dict[str, Any]]:
         return [json.loads(row) for row in self.r.lrange(keys.job(job_id).metrics, first, -1)]
+
+    def windows_since(self, job_id: str, first: int) -> list[dict[str, Any]]:
+        """A timeline's window rows from the `first`, in the order they landed (chunks end in any order)."""
+        return [json.loads(row) for row in self.r.lrange(keys.job(job_id).windows, first, -1)]
+
+    def put_picture(self, job_id: str, png: bytes) -> None:
+        self.r.set(keys.job(job_id).picture, png)
+
+    def picture(self, job_id: str) -> bytes | None:
+        return self.r.get(keys.job(job_id).picture)
 
     def reset_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> None:
         """A resumed run restarts from its checkpoint's history: make the job agree."""

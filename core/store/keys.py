@@ -3,8 +3,11 @@
     fpar:job:{id}              hash    a job (records.JobRecord)
     fpar:job:{id}:metrics      list    one JSON row per epoch, appended as the trainer reports them
     fpar:job:{id}:done         list    a token pushed when the job ends (waiters BLPOP it; expires)
-    fpar:job:{id}:items        set     an ingest job's videos done (their indexes in its plan)
-    fpar:job:{id}:lease:{i}    string  the worker ingesting video i of the job now (expires)
+    fpar:job:{id}:items        set     the shares of a job done (an ingest's videos, a timeline's chunks)
+    fpar:job:{id}:lease:{i}    string  the worker doing share i of the job now (an ingest's video, a timeline's
+                                       chunk of windows; expires)
+    fpar:job:{id}:windows      list    a timeline's window rows, as its chunks are done (any order)
+    fpar:job:{id}:picture      string  a timeline's PNG, drawn when it succeeds
     fpar:frames:{id}           string  a predict job's prepared frames (core.frames; expires)
     fpar:pending:{model}       list    predict job ids waiting for that model, for the batcher
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
@@ -36,16 +39,19 @@ class JobKeys(NamedTuple):
     metrics: str  # its epoch rows
     done: str     # its end token
     frames: str   # a prediction's inputs
-    items: str    # an ingest's videos done
+    items: str    # the shares done (an ingest's videos, a timeline's chunks)
+    windows: str  # a timeline's window rows
+    picture: str  # a timeline's PNG
 
 
 def job(job_id: str) -> JobKeys:
     record = f"{PREFIX}job:{job_id}"
-    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}", f"{record}:items")
+    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}", f"{record}:items",
+                   f"{record}:windows", f"{record}:picture")
 
 
 def lease(job_id: str, item: int) -> str:
-    """Who ingests video `item` of an ingest job now (-1: who publishes it)."""
+    """Who does share `item` of a job now (-1: who finishes it)."""
     return f"{PREFIX}job:{job_id}:lease:{item}"
 
 

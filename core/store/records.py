@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fpar_models.config import TrainConfig
+from fpar_models.timeline.options import TrainingData
 
 
 class JobStatus(StrEnum):
@@ -33,10 +34,11 @@ ACTIVE = (JobStatus.queued, JobStatus.running)
 
 
 class JobKind(StrEnum):
-    """A job's kind is also the queue its task goes to."""
+    """What a job does; its task's queue is core.tasks.QUEUE_OF[kind]."""
     train = "train"
     predict = "predict"
     ingest = "ingest"
+    timeline = "timeline"
 
 
 def new_id(kind: str) -> str:
@@ -93,7 +95,8 @@ class JobRecord(_Hash):
     id: str
     kind: JobKind
     status: JobStatus
-    request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, PredictOptions or an IngestJob")
+    request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, PredictOptions, an IngestJob "
+                                    "or a TimelineJob")
     experiment: str | None = Field(None, description="the experiment a training job is a run of")
     warnings: list[str] = Field(default_factory=list)
     # when, and who runs it
@@ -108,6 +111,7 @@ class JobRecord(_Hash):
     # what it did
     progress: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] | None = Field(None, description="train jobs: one row per epoch")
+    windows: list[dict[str, Any]] | None = Field(None, description="timeline jobs: one row per window, in time order")
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = Field(None, description="why it failed: {type, message}")
     batch_size: int | None = Field(None, description="predictions: how many ran in its forward pass")
@@ -150,6 +154,9 @@ class ModelRecord(BaseModel):
     path: str = Field(description="its checkpoint, relative to the model store")
     config: TrainConfig
     inference_precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    training_data: TrainingData | None = Field(None, description="what its training videos were like (a "
+                                               "timeline's default window and how its windows are made); "
+                                               "null for models registered before it was kept")
 
     @field_validator("config", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ gives hundredths of a second) pick the same frames as the exact ones.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +96,13 @@ def scaled_size(width: int, height: int, shorter_side: int | None) -> tuple[int,
 
 
 def read_frames(path: Path, start_s: float | None = None, end_s: float | None = None, *,
-                fps: float | None = None, shorter_side: int | None = None) -> Iterator[np.ndarray]:
+                fps: float | None = None, shorter_side: int | None = None,
+                keep: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
     """RGB uint8 (h, w, 3) frames of [start_s, end_s) at a constant `fps` (None: the
     stream's average rate), the shorter side scaled to `shorter_side` (None: as recorded).
-    Seeks to the key frame before `start_s` instead of decoding from the beginning."""
+    Seeks to the key frame before `start_s` instead of decoding from the beginning.
+    `keep(j)` False: output frame j is yielded as None, never converted (a caller that
+    needs a few frames of many pays only for decoding the rest)."""
     path = Path(path)
     with _open(path) as container:
         stream = _stream(container, path)
@@ -114,11 +117,12 @@ def read_frames(path: Path, start_s: float | None = None, end_s: float | None = 
                 container.seek(int((start + origin) / stream.time_base), stream=stream, backward=True)
             except av.FFmpegError:
                 container.seek(0, stream=stream)  # unseekable: decode from the beginning
-        yield from _resample(path, container, stream, origin, start, end_s, rate, shorter_side)
+        yield from _resample(path, container, stream, origin, start, end_s, rate, shorter_side, keep)
 
 
 def _resample(path: Path, container, stream, origin: float, start: float, end: float | None,
-              rate: float, shorter_side: int | None) -> Iterator[np.ndarray]:
+              rate: float, shorter_side: int | None, keep: Callable[[int], bool] | None
+              ) -> Iterator[np.ndarray | None]:
     count = max(0, round((end - start) * rate)) if end is not None else None
     j = 0
     prev = None                  # [frame, its time, its RGB once converted]
@@ -130,7 +134,9 @@ def _resample(path: Path, container, stream, origin: float, start: float, end: f
     def wanted() -> bool:
         return count is None or j < count
 
-    def rgb(entry: list) -> np.ndarray:
+    def rgb(entry: list) -> np.ndarray | None:
+        if keep is not None and not keep(j):
+            return None
         if entry[2] is None:
             frame = entry[0]
             w, h = scaled_size(frame.width, frame.height, shorter_side)

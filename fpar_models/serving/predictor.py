@@ -69,23 +69,30 @@ class Predictor:
 
     def predict(self, clips: list[Clip]) -> list[dict]:
         """One batched pass; one answer per clip, in order."""
+        probs, cams = self.run(clips)
+        answers = []
+        for i, clip in enumerate(clips):
+            answer = {"top_k": self.ranked(probs[i], clip.top_k)}
+            if clip.explain and cams is not None:
+                answer["cams"] = [base64.b64encode(cam.to_png(img)).decode()
+                                  for img in cam.overlays(clip.rgb, torch.from_numpy(cams[i]))]
+            answers.append(answer)
+        return answers
+
+    def run(self, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One batched pass: the class probabilities (B, classes) and, for RGB models, the CAMs."""
         inputs = {}
         if self.needs_rgb:
             inputs["frames"] = np.stack([c.rgb for c in clips])
         if self.needs_flow:
             inputs["flow"] = np.stack([c.flow for c in clips])
         outputs = self.engine.run(inputs)
-        probs, cams = outputs[0], (outputs[1] if len(outputs) > 1 else None)
-        answers = []
-        for i, clip in enumerate(clips):
-            ranked = np.argsort(-probs[i], kind="stable")[:min(clip.top_k, len(self.classes))]
-            answer = {"top_k": [{"label": self.classes[j], "index": int(j), "probability": float(probs[i, j])}
-                                for j in ranked]}
-            if clip.explain and cams is not None:
-                answer["cams"] = [base64.b64encode(cam.to_png(img)).decode()
-                                  for img in cam.overlays(clip.rgb, torch.from_numpy(cams[i]))]
-            answers.append(answer)
-        return answers
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+
+    def ranked(self, probabilities: np.ndarray, top_k: int) -> list[dict]:
+        """The top_k classes of one clip's probabilities, most probable first."""
+        order = np.argsort(-probabilities, kind="stable")[:min(top_k, len(self.classes))]
+        return [{"label": self.classes[j], "index": int(j), "probability": float(probabilities[j])} for j in order]
 
 
 def random_clips(cfg, count: int = 2) -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """fpar.ingest: recordings in, a dataset in the GTEA61 layout out. The gateway sends the
 task once per ingest worker; every copy that finds the job running joins it, and the
-copies share its videos through leases (core.store.datasets), one video at a time per
+copies share its videos through leases (core.store.shares), one video at a time per
 process. A video is done once its folder is written and marked; a worker killed half-way
 through one loses only that video, which the next worker to pass (or the job's rerun,
 after the reaper) writes again. Whoever sees the last video done publishes the dataset."""
@@ -13,20 +13,16 @@ import cv2
 
 from core import tasks
 from core.store.records import JobStatus
+from core.store.shares import FINISH
 from fpar_models.ingest.layout import Cancelled
 from fpar_models.ingest.options import IngestItem, IngestJob
 from fpar_models.ingest.run import Workspace
 from worker.app import app
-from worker.jobs import claimed, failure, jobs, running
+from worker.jobs import Stopped, claimed, failure, jobs, joinable, running
 
 log = logging.getLogger("fpar.worker")
-PUBLISH = -1     # the lease item of the publisher
 CHECK_EVERY_S = 1.0
 WAIT_S = 1.0     # for videos other workers hold
-
-
-class Stopped(Exception):
-    """The job ended elsewhere (cancelled, failed by another worker) or was asked to stop."""
 
 
 @app.task(name=tasks.INGEST)
@@ -60,12 +56,6 @@ def ingest_job(job_id: str) -> None:
         jobs().finish(job_id, JobStatus.succeeded, result=result)
 
 
-def joinable(job_id: str) -> bool:
-    """A job another worker runs, still going: this copy helps with its videos."""
-    record = jobs().get(job_id, metrics=False)
-    return record is not None and record.status == JobStatus.running and not record.cancel
-
-
 def end(work: Workspace, status: JobStatus, error: dict | None = None) -> None:
     """End the job (if still running) and remove what it wrote; a failed ingest keeps its
     name, listed as failed with the error until deleted, a cancelled one frees it."""
@@ -81,7 +71,7 @@ class Ingest:
     def __init__(self, job_id: str, work: Workspace):
         self.job_id, self.work = job_id, work
         self.items = work.job.items
-        self.datasets = app.stores.datasets
+        self.shares = app.stores.shares
         self.lease_s = app.settings.heartbeat_timeout_s
         self.checked = 0.0
 
@@ -89,7 +79,7 @@ class Ingest:
         """Ingest videos until none is left; the result if this worker published the
         dataset, None when another one does."""
         while True:
-            done = self.datasets.done(self.job_id)
+            done = self.shares.done(self.job_id)
             todo = [item for item in self.items if item.index not in done]
             if not todo:
                 return self.publish()
@@ -98,15 +88,15 @@ class Ingest:
             self.check(force=True)
 
     def take(self, item: IngestItem) -> bool:
-        if not self.datasets.lease(self.job_id, item.index, app.worker_name, self.lease_s):
+        if not self.shares.lease(self.job_id, item.index, app.worker_name, self.lease_s):
             return False
-        if item.index in self.datasets.done(self.job_id):  # done between our listing and the lease
-            self.datasets.release(self.job_id, item.index)
+        if item.index in self.shares.done(self.job_id):  # done between our listing and the lease
+            self.shares.release(self.job_id, item.index)
             return False
         log.info("ingest %s: video %d/%d (%s %.1f-%.1f s)", self.job_id, item.index + 1, len(self.items),
                  item.video, item.start, item.end)
         self.work.ingest(item, should_stop=lambda: self.check(item.index), worker=app.worker_name)
-        self.datasets.mark_done(self.job_id, item.index)
+        self.shares.mark_done(self.job_id, item.index)
         self.report()
         return True
 
@@ -120,12 +110,12 @@ class Ingest:
         record = jobs().get(self.job_id, metrics=False)
         if record is None or record.ended or record.cancel:
             raise Stopped(self.job_id)
-        if item is not None and not self.datasets.lease(self.job_id, item, app.worker_name, self.lease_s):
+        if item is not None and not self.shares.lease(self.job_id, item, app.worker_name, self.lease_s):
             raise Stopped(f"{self.job_id}: lost the lease of video {item}")
         return False
 
     def report(self) -> None:
-        done = self.datasets.done(self.job_id)
+        done = self.shares.done(self.job_id)
         seconds = self.work.job.seconds
         seconds_done = sum(item.seconds for item in self.items if item.index in done)
         jobs().set_progress(self.job_id, {"videos_done": len(done), "videos": len(self.items),
@@ -133,7 +123,7 @@ class Ingest:
                                           "fraction": round(seconds_done / seconds, 4) if seconds else 1.0})
 
     def publish(self) -> dict | None:
-        if not self.datasets.lease(self.job_id, PUBLISH, app.worker_name, self.lease_s):
+        if not self.shares.lease(self.job_id, FINISH, app.worker_name, self.lease_s):
             return None  # another worker publishes
         return self.work.publish()
 

@@ -12,6 +12,7 @@ from core.store.records import JobStatus, ModelRecord, model_id_of
 from fpar_models import checkpoint
 from fpar_models.config import TrainConfig
 from fpar_models.files import atomic_path
+from fpar_models.timeline.options import TrainingData
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, train
 from worker.app import app
 from worker.jobs import claimed, failure, jobs, running
@@ -82,5 +83,6 @@ def register(job_id: str, cfg: TrainConfig, out: Path, result: TrainResult) -> s
         id=model_id, arch=cfg.model.arch, preset=cfg.preset, classes=result.classes,
         best_val_acc=result.best_val_acc, test_acc=result.test_acc, job_id=job_id, created_at=time.time(),
         frames=cfg.frames, image_size=cfg.image_size, stack_size=cfg.model.stack_size,
-        eval_stacks=cfg.model.eval_stacks, inputs=inputs, path=f"{model_id}/{MODEL}", config=cfg))
+        eval_stacks=cfg.model.eval_stacks, inputs=inputs, path=f"{model_id}/{MODEL}", config=cfg,
+        training_data=TrainingData.of(app.settings.data_dir / cfg.dataset, cfg.train_users)))
     return model_id

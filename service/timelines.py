@@ -1,0 +1,147 @@
+"""Accepting a timeline: the video found (a file under the data directory, or an upload
+streamed into the spool the workers read), probed, the model resolved and the window
+checked against what the model samples, the job queued once per live predict worker. Every
+refusal is the problem a client should see, and an upload refused leaves nothing behind."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from fastapi import Response
+from starlette.datastructures import UploadFile
+
+from core.settings import Settings
+from core.store import Stores
+from core.store.records import JobKind, ModelRecord
+from core.tasks import QUEUE_OF, TaskQueue
+from fpar_models.ingest.video import VideoError, VideoInfo, probe
+from fpar_models.timeline.options import SPOOL, TimelineJob, TimelineOptions, TrainingData, plan_windows
+from fpar_models.timeline.sampler import ModelInputs
+from service import archives
+from service.checks import check_queue_room
+from service.deps import unknown_model
+from service.errors import Problem, field_error
+from service.schemas import JobOut
+from service.submit import accepted
+
+MAX_WINDOWS = 100_000
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def spool(settings: Settings, job_id: str) -> Path:
+    return settings.data_dir / SPOOL / job_id
+
+
+def source_file(source: str, settings: Settings) -> Path:
+    base = settings.data_dir.resolve()
+    path = (settings.data_dir / source).resolve()
+    if Path(source).is_absolute() or not path.is_relative_to(base):
+        raise field_error(["source"], "resolves outside the data directory")
+    if not path.is_file():
+        raise Problem(404, f"source '{source}' is not a file in the data directory", kind="unknown-source",
+                      errors=[{"loc": ["source"], "msg": "not found"}])
+    return path
+
+
+def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, response: Response,
+                  settings: Settings, stores: Stores, queue: TaskQueue) -> JobOut:
+    """Stream the upload into the spool (never whole into memory), then submit it."""
+    name = _UNSAFE.sub("_", Path(video.filename or "").name).strip("._") or "video.mp4"
+    folder = spool(settings, job_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / name, "wb") as out:
+            shutil.copyfileobj(video.file, out, archives.CHUNK)
+        return submit(options, folder / name, name, True, job_id, response, settings, stores, queue)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def submit(options: TimelineOptions, video: Path, name: str, uploaded: bool, job_id: str, response: Response,
+           settings: Settings, stores: Stores, queue: TaskQueue) -> JobOut:
+    field = "video" if uploaded else "source"
+    check_queue_room(stores.jobs, settings, JobKind.timeline)
+    model = _model(options.model, stores)
+    info = _probe(video, name, field)
+    if info.duration_s > settings.max_video_s:
+        raise field_error([field], f"'{name}' is {info.duration_s:.0f} s long; at most {settings.max_video_s:g} s "
+                          "(FPAR_MAX_VIDEO_S)")
+    data = training_data(model, options, settings)
+    plan = _plan(options, model, data, info, video, name, uploaded, settings)
+    stores.jobs.create(JobKind.timeline, json.loads(plan.model_dump_json()), job_id=job_id)
+    answer = accepted(stores.jobs, job_id, response)
+    helpers = sum(QUEUE_OF[JobKind.timeline] in w.queues for w in stores.workers.live())
+    queue.send(JobKind.timeline, job_id, copies=max(1, min(helpers, plan.chunks)))
+    return answer
+
+
+def _model(model_id: str | None, stores: Stores) -> ModelRecord:
+    if model_id:
+        model = stores.models.get(model_id)
+        if model is None:
+            raise unknown_model(model_id, ["model"])
+        return model
+    newest = stores.models.newest(limit=1)
+    if not newest:
+        raise Problem(404, "no trained model yet: POST /train first", kind="unknown-model",
+                      errors=[{"loc": ["model"], "msg": "not found"}])
+    return newest[0]
+
+
+def _probe(video: Path, name: str, field: str) -> VideoInfo:
+    try:
+        info = probe(video)
+    except VideoError as e:
+        raise field_error([field], str(e).replace(str(video), f"'{name}'")) from None  # no server paths
+    if info.duration_s <= 0:
+        raise field_error([field], f"'{name}' does not say how long it is: re-encode it (e.g. with ffmpeg)")
+    return info
+
+
+def training_data(model: ModelRecord, options: TimelineOptions, settings: Settings) -> TrainingData:
+    """How the model's training videos were made: as registered, else read off its dataset
+    (models registered before it was kept), else assumed, when the window is given."""
+    cfg = model.config
+    data = model.training_data or TrainingData.of(settings.data_dir / cfg.dataset, cfg.train_users)
+    if data is not None:
+        return data
+    if options.window is None:
+        raise field_error(["window"], f"model '{model.id}' keeps no record of its training clips' length and "
+                          f"its dataset '{cfg.dataset}' is not at hand: give `window` (seconds)")
+    return TrainingData(clip_frames=model.frames)
+
+
+def _plan(options: TimelineOptions, model: ModelRecord, data: TrainingData, info: VideoInfo, video: Path, name: str,
+          uploaded: bool, settings: Settings) -> TimelineJob:
+    """The options resolved and checked: the window holds the frames the model samples, the
+    stride fits in it."""
+    fps = data.fps or info.fps
+    window = options.window or round(data.clip_frames / fps, 3)
+    stride = options.stride or round(window / 2, 3)
+    if stride > window:
+        raise field_error(["stride"], f"{stride:g} s is longer than the window ({window:g} s): frames between "
+                          "windows would be skipped")
+    need = ModelInputs.of(model.config).min_frames
+    held = round(window * fps)
+    if held < need:
+        raise field_error(["window"], f"{window:g} s holds {held} frame(s) at {fps:g} fps; model '{model.id}' "
+                          f"samples {need}: at least {need / fps:.3f} s")
+    field = "video" if uploaded else "source"
+    if round(info.duration_s * fps) < need:
+        raise field_error([field], f"'{name}' holds {round(info.duration_s * fps)} frame(s) at {fps:g} fps; "
+                          f"model '{model.id}' samples {need}")
+    windows = len(plan_windows(info.duration_s, window, stride))
+    if windows > MAX_WINDOWS:
+        raise field_error(["stride"], f"{windows} windows; at most {MAX_WINDOWS}: a longer stride")
+    resolved = options.model_copy(update={"model": model.id, "window": window, "stride": stride})
+    relative = video.resolve().relative_to(settings.data_dir.resolve())
+    return TimelineJob(options=resolved, video=str(relative), name=name, uploaded=uploaded,
+                       duration_s=info.duration_s, fps=fps, data=data, windows=windows)
+
+
+def remove_upload(settings: Settings, job_id: str) -> None:
+    """A timeline's upload, once its job ended (cancelled while queued, or deleted)."""
+    shutil.rmtree(spool(settings, job_id), ignore_errors=True)
