@@ -146,6 +146,17 @@ def test_an_upload_gives_the_same_timeline_and_leaves_no_spool(client, stack, mo
     assert played.status_code == 206 and len(played.content) == 100
 
 
+def test_a_flow_model_s_windows_get_flow_made_as_the_ingest_makes_it(client, recording):
+    job = wait_for(client, client.post("/train", json=tiny_train("flow", (1,))).json()["id"])
+    assert job["status"] == "succeeded", job
+    r = client.post("/timelines", json={"source": "recordings/S2_kitchen.mp4", "model": job["result"]["model"]})
+    assert r.status_code == 202, r.text
+    assert "dis warp flow, bound 20" in r.json()["warnings"][0]  # the synthetic set has no manifest to say
+    done = wait_for(client, r.json()["id"], timeout_s=120)
+    assert done["status"] == "succeeded", done
+    assert done["result"]["segments"] and len(done["result"]["windows"]) == done["progress"]["windows"]
+
+
 def _rss_mb(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024

@@ -71,7 +71,8 @@ def submit(options: TimelineOptions, video: Path, name: str, uploaded: bool, job
                           "(FPAR_MAX_VIDEO_S)")
     data = training_data(model, options, settings)
     plan = _plan(options, model, data, info, video, name, uploaded, settings)
-    stores.jobs.create(JobKind.timeline, json.loads(plan.model_dump_json()), job_id=job_id)
+    stores.jobs.create(JobKind.timeline, json.loads(plan.model_dump_json()), job_id=job_id,
+                       warnings=_warnings(model, data))
     answer = accepted(stores.jobs, job_id, response)
     helpers = sum(QUEUE_OF[JobKind.timeline] in w.queues for w in stores.workers.live())
     queue.send(JobKind.timeline, job_id, copies=max(1, min(helpers, plan.chunks)))
@@ -140,6 +141,18 @@ def _plan(options: TimelineOptions, model: ModelRecord, data: TrainingData, info
     relative = video.resolve().relative_to(settings.data_dir.resolve())
     return TimelineJob(options=resolved, video=str(relative), name=name, uploaded=uploaded,
                        duration_s=info.duration_s, fps=fps, data=data, windows=windows)
+
+
+def _warnings(model: ModelRecord, data: TrainingData) -> list[str]:
+    """What a user should know: windows made by guesswork where the dataset did not say."""
+    if data.source == "manifest":
+        return []
+    said = [f"frames at the recording's own rate and {data.shorter_side} px at most"]
+    if "flow" in model.inputs:
+        said.append(f"{data.flow} warp flow, bound {data.bound:g}")
+    return [f"model '{model.id}' was trained on a dataset that does not say how its frames were made (no "
+            f"manifest: copied in by hand): its windows are made with the ingest's defaults, "
+            f"{' and '.join(said)}"]
 
 
 def remove_upload(settings: Settings, job_id: str) -> None:
