@@ -201,7 +201,7 @@ def test_a_cancelled_timeline_stops_and_removes_its_upload(client, stack, model,
     assert client.get(f"/jobs/{job_id}/timeline.png").status_code == 409
 
 
-def test_bad_timelines_are_refused_at_submit_naming_the_field(client, stack, model, tmp_path):
+def test_bad_timelines_are_refused_at_submit_naming_the_field(client, stack, model, recording):
     def problem(r, status: int, field: str) -> str:
         assert r.status_code == status, r.text
         assert r.headers["content-type"] == "application/problem+json"
@@ -221,6 +221,10 @@ def test_bad_timelines_are_refused_at_submit_naming_the_field(client, stack, mod
             404, "model")
     problem(client.post("/timelines", json={"source": "recordings/nothing.mp4"}), 404, "source")
     problem(client.post("/timelines", json={"source": "../outside.mp4"}), 422, "source")
+    (stack.data_dir / ".timelines").mkdir(exist_ok=True)
+    shutil.copy(stack.data_dir / "recordings" / "S2_kitchen.mp4", stack.data_dir / ".timelines" / "theirs.mp4")
+    assert "hidden" in problem(client.post("/timelines", json={"source": ".timelines/theirs.mp4"}), 422, "source")
+    (stack.data_dir / ".timelines" / "theirs.mp4").unlink()
     problem(client.post("/timelines", json={"model": model}), 422, "source")
     long = looped_recording(stack.data_dir / "recordings" / "too_long.avi", [("S2", "open_box", 0)], 2500, fps=1,
                             scale=1)

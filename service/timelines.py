@@ -39,6 +39,8 @@ def source_file(source: str, settings: Settings) -> Path:
     path = (settings.data_dir / source).resolve()
     if Path(source).is_absolute() or not path.is_relative_to(base):
         raise field_error(["source"], "resolves outside the data directory")
+    if any(part.startswith(".") for part in path.relative_to(base).parts):
+        raise field_error(["source"], "names a hidden path (the service's own work folders are not sources)")
     if not path.is_file():
         raise Problem(404, f"source '{source}' is not a file in the data directory", kind="unknown-source",
                       errors=[{"loc": ["source"], "msg": "not found"}])

@@ -16,6 +16,8 @@ import shutil
 import time
 from enum import Enum
 
+import numpy as np
+
 from core import tasks
 from core.store.records import JobKind, JobStatus
 from core.store.shares import FINISH
@@ -35,8 +37,8 @@ THUMBNAILS = 6
 
 
 class Outcome(Enum):
-    ended = "ended"          # this worker ended the job, or another one will
-    yielded = "yielded"      # predictions were waiting: the task was sent again
+    ended = "ended"          # this worker ended the job
+    yielded = "yielded"      # predictions were waiting: the task is to be sent again
 
 
 @app.task(name=tasks.TIMELINE)
@@ -94,17 +96,16 @@ class Timeline:
         while True:
             done = self.shares.done(self.job_id)
             todo = [c for c in range(self.plan.chunks) if c not in done]
-            if not todo:
+            if not todo and self.shares.lease(self.job_id, FINISH, app.worker_name, self.lease_s):
                 return self.finish()
             chunk = next((c for c in todo if self.shares.lease(self.job_id, c, app.worker_name, self.lease_s)), None)
-            if chunk is None:
-                time.sleep(WAIT_S)  # the rest is in other workers' hands; take it over if they die
-                self.check(force=True)
-                continue
-            if self.shares.complete(self.job_id, chunk, self.compute(chunk)):
+            if chunk is not None and self.shares.complete(self.job_id, chunk, self.compute(chunk)):
                 self.report()
             if jobs().queued_count(JobKind.predict):
                 return Outcome.yielded
+            if chunk is None:  # the rest (or the finish) is in other workers' hands: take it over if they die
+                time.sleep(WAIT_S)
+                self.check(force=True)
 
     def compute(self, chunk: int) -> list[dict]:
         """The chunk's windows, classified in batches as the batcher batches predictions."""
@@ -150,8 +151,7 @@ class Timeline:
                                           "fraction": round(windows / self.plan.windows, 4)})
 
     def finish(self) -> Outcome:
-        if not self.shares.lease(self.job_id, FINISH, app.worker_name, self.lease_s):
-            return Outcome.ended  # another worker finishes
+        """Segments, picture, result: by the one worker holding the finish's lease."""
         rows = sorted(jobs().windows_since(self.job_id, 0), key=lambda w: w["index"])
         options, classes = self.plan.options, self.predictor.classes
         found = segments([(w["start"], w["end"], w["p"]) for w in rows], classes, self.plan.duration_s,
@@ -166,7 +166,7 @@ class Timeline:
         end(self.job_id, self.plan, JobStatus.succeeded, result=result)
         return Outcome.ended
 
-    def thumbnails(self) -> list[tuple[float, object]]:
+    def thumbnails(self) -> list[tuple[float, np.ndarray]]:
         """A few frames spread over the video, small, for the picture."""
         duration, shots = self.plan.duration_s, []
         for k in range(THUMBNAILS):
