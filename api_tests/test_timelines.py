@@ -137,10 +137,18 @@ def test_an_upload_gives_the_same_timeline_and_leaves_no_spool(client, stack, mo
         r = client.post("/timelines", files={"video": ("S2 kitchen.mp4", f, "video/mp4")},
                         data={"model": model, "top_k": "3"})
     assert r.status_code == 202, r.text
+    with open(recording.path, "rb") as f:  # a retry with the same key: the same job, its upload not kept twice
+        retried = client.post("/timelines", files={"video": ("S2 kitchen.mp4", f, "video/mp4")},
+                              data={"model": model, "top_k": "3"}, headers={"Idempotency-Key": "kitchen-1"})
+    with open(recording.path, "rb") as f:
+        retry = client.post("/timelines", files={"video": ("S2 kitchen.mp4", f, "video/mp4")},
+                            data={"model": model, "top_k": "3"}, headers={"Idempotency-Key": "kitchen-1"})
+    assert retry.status_code == 202 and retry.json()["id"] == retried.json()["id"] != r.json()["id"]
+    assert wait_for(client, retried.json()["id"], timeout_s=120)["status"] == "succeeded"
     again = wait_for(client, r.json()["id"], timeout_s=120)
+    assert not list((stack.data_dir / ".timelines").glob("*")), "every upload's spool went, the retry's too"
     assert again["status"] == "succeeded", again
     assert again["result"]["segments"] == job["result"]["segments"] and again["result"]["video"] == "S2_kitchen.mp4"
-    assert not (stack.data_dir / ".timelines" / again["id"]).exists()
     assert client.get(f"/jobs/{again['id']}/video").status_code == 404  # uploads are not kept
     played = client.get(f"/jobs/{job['id']}/video", headers={"Range": "bytes=0-99"})
     assert played.status_code == 206 and len(played.content) == 100

@@ -4,6 +4,7 @@ checked against what the model samples, the job queued once per live predict wor
 refusal is the problem a client should see, and an upload refused leaves nothing behind."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -19,7 +20,7 @@ from core.tasks import QUEUE_OF, TaskQueue
 from fpar_models.ingest.video import VideoError, VideoInfo, probe
 from fpar_models.timeline.options import SPOOL, TimelineJob, TimelineOptions, TrainingData, plan_windows
 from fpar_models.timeline.sampler import ModelInputs
-from service import archives
+from service import archives, idempotency
 from service.checks import check_queue_room
 from service.deps import unknown_model
 from service.errors import Problem, field_error
@@ -47,23 +48,34 @@ def source_file(source: str, settings: Settings) -> Path:
     return path
 
 
-def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, response: Response,
-                  settings: Settings, stores: Stores, queue: TaskQueue) -> JobOut:
-    """Stream the upload into the spool (never whole into memory), then submit it."""
+def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, response: Response, settings: Settings,
+                  stores: Stores, queue: TaskQueue, key: str | None = None) -> JobOut:
+    """Stream the upload into the spool (never whole into memory, hashed on the way for
+    Idempotency-Key), then submit it."""
     name = _UNSAFE.sub("_", Path(video.filename or "").name).strip("._") or "video.mp4"
     folder = spool(settings, job_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
         with open(folder / name, "wb") as out:
-            shutil.copyfileobj(video.file, out, archives.CHUNK)
-        return submit(options, folder / name, name, True, job_id, response, settings, stores, queue)
+            while chunk := video.file.read(archives.CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        answer = submit(options, folder / name, name, True, job_id, response, settings, stores, queue, key=key,
+                        content=digest.hexdigest())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if answer.id != job_id:  # a retry: the first attempt's job has the video
+        shutil.rmtree(folder, ignore_errors=True)
+    return answer
 
 
 def submit(options: TimelineOptions, video: Path, name: str, uploaded: bool, job_id: str, response: Response,
-           settings: Settings, stores: Stores, queue: TaskQueue) -> JobOut:
+           settings: Settings, stores: Stores, queue: TaskQueue, *, key: str | None = None,
+           content: str | None = None) -> JobOut:
+    """Check everything a worker could fail on, then queue the job once per predict worker.
+    `content`: the upload's hash; a source file is known by its path, size and time."""
     field = "video" if uploaded else "source"
     check_queue_room(stores.jobs, settings, JobKind.timeline)
     model = _model(options.model, stores)
@@ -73,11 +85,21 @@ def submit(options: TimelineOptions, video: Path, name: str, uploaded: bool, job
                           "(FPAR_MAX_VIDEO_S)")
     data = training_data(model, options, settings)
     plan = _plan(options, model, data, info, video, name, uploaded, settings)
-    stores.jobs.create(JobKind.timeline, json.loads(plan.model_dump_json()), job_id=job_id,
-                       warnings=_warnings(model, data))
-    answer = accepted(stores.jobs, job_id, response)
-    helpers = sum(QUEUE_OF[JobKind.timeline] in w.queues for w in stores.workers.live())
-    queue.send(JobKind.timeline, job_id, copies=max(1, min(helpers, plan.chunks)))
+    stat = video.stat()
+    fingerprint = idempotency.fingerprint(options.model_dump(), name, content or [plan.video, stat.st_size,
+                                                                                  stat.st_mtime_ns])
+    prior = idempotency.claim(stores.idempotency, stores.jobs, JobKind.timeline, key, fingerprint, job_id, 24 * 3600)
+    if prior:
+        return accepted(stores.jobs, prior, response)
+    try:
+        stores.jobs.create(JobKind.timeline, json.loads(plan.model_dump_json()), job_id=job_id,
+                           warnings=_warnings(model, data))
+        answer = accepted(stores.jobs, job_id, response)
+        helpers = sum(QUEUE_OF[JobKind.timeline] in w.queues for w in stores.workers.live())
+        queue.send(JobKind.timeline, job_id, copies=max(1, min(helpers, plan.chunks)))
+    except Exception:
+        idempotency.release(stores.idempotency, JobKind.timeline, key)
+        raise
     return answer
 
 

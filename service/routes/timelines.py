@@ -4,9 +4,10 @@ picture, and the video itself for the page that plays it beside the timeline."""
 from __future__ import annotations
 
 import mimetypes
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
@@ -33,8 +34,9 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {
 
 @router.post("/timelines", status_code=202, response_model=JobOut, openapi_extra=UPLOAD_SCHEMA,
              summary="A timeline of actions over a long video: windows classified by a model, as a job")
-async def create(request: Request, response: Response, settings: SettingsDep, stores: StoresDep,
-                 queue: QueueDep) -> JobOut:
+async def create(request: Request, response: Response, settings: SettingsDep, stores: StoresDep, queue: QueueDep,
+                 idempotency_key: Annotated[str | None, Header(description="retries return the same job")] = None
+                 ) -> JobOut:
     job_id = new_id(JobKind.timeline)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=20)
@@ -46,7 +48,7 @@ async def create(request: Request, response: Response, settings: SettingsDep, st
             raise field_error(["source"], "an upload is its own source: leave `source` out")
         options = TimelineOptions.model_validate({k: None if v == "" else v for k, v in fields.items()})
         return await run_in_threadpool(timelines.submit_upload, options, video, job_id, response, settings, stores,
-                                       queue)
+                                       queue, idempotency_key)
     try:
         raw = await request.json()
     except ValueError:
@@ -56,8 +58,8 @@ async def create(request: Request, response: Response, settings: SettingsDep, st
         raise field_error(["source"], "a video file under the data directory, or upload one as `video` (multipart)")
     path = timelines.source_file(body.source, settings)
     options = TimelineOptions.model_validate(body.model_dump(exclude={"source"}))
-    return await run_in_threadpool(timelines.submit, options, path, path.name, False, job_id, response, settings,
-                                   stores, queue)
+    return await run_in_threadpool(partial(timelines.submit, key=idempotency_key), options, path, path.name, False,
+                                   job_id, response, settings, stores, queue)
 
 
 def _timeline(job: JobRecord) -> TimelineJob:
