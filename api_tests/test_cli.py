@@ -1,6 +1,8 @@
 """The `fpar` command line against the running stack: train and watch to the end, list,
 predict with CAMs saved, ingest recordings into a dataset (from a folder, or an uploaded
-archive) and show it, and API errors printed as their problem with exit code 1."""
+archive) and show it, a timeline of a long video watched live and saved, and API errors
+printed as their problem with exit code 1."""
+import csv
 import json
 import os
 import re
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from fpar_models.data.recordings import write_recording
 from launcher import free_port
 
 from stack_helpers import TINY, tiny_train, wait_for, write_incoming
@@ -216,3 +219,54 @@ def test_dataset_ingest_uploads_an_archive_and_prints_bad_input(stack, client, t
     both = fpar(stack, "dataset", "ingest", "cli_both")
     assert both.returncode == 2 and "--archive" in both.stderr
     assert fpar(stack, "dataset", "delete", "cli_upload").returncode == 0
+
+
+def test_timeline_uploads_watches_and_saves_the_csv_and_picture(stack, client, trained, tmp_path):
+    rec = write_recording(stack.data_dir / "recordings" / "cli.mp4",
+                          [("S2", "open_box", 0), ("S2", "lift_cup", 0), ("S2", "close_box", 0)], fps=12)
+    model_id = trained["result"]["model"]
+    saved_csv, saved_png = tmp_path / "out.csv", tmp_path / "out.png"
+    r = fpar(stack, "timeline", str(rec.path), "--model", model_id, "--watch", "--csv", str(saved_csv),
+             "--png", str(saved_png), "--user", "S2", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = r.stdout.split("queued ")[1].split(":")[0]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["request"]["uploaded"], job
+    windows = job["progress"]["windows"]
+    assert f"{windows} windows over 0:" in r.stdout.splitlines()[0] and "cli.mp4" in r.stdout.splitlines()[0]
+    progress = [line.split()[1] for line in r.stdout.splitlines() if line.startswith(f"{job_id} ")]
+    assert progress and progress[-1] == f"{windows}/{windows}", r.stdout  # piped: a line per change of the bar
+    assert progress == sorted(set(progress), key=lambda p: int(p.split("/")[0])), r.stdout
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in r.stdout.splitlines()
+            if line.startswith("│")]
+    segments = job["result"]["segments"]
+    assert [row[2] for row in rows] == [s["label"] for s in segments], r.stdout  # one row per segment, in order
+    first = segments[0]
+    assert rows[0][:2] == [f"0:{first['start']:04.1f}", f"0:{first['end']:04.1f}"], r.stdout  # m:ss.s
+    with open(saved_csv, newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines[0] == ["video", "label", "start", "end", "user"]
+    assert [row[1] for row in lines[1:]] == [s["label"] for s in segments] and {row[4] for row in lines[1:]} == {"S2"}
+    assert Image.open(saved_png).size[0] >= 800
+
+    r = fpar(stack, "timeline", "recordings/cli.mp4", "--source", "--model", model_id, "--stride", "0.5", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    queued = json.loads(r.stdout)
+    assert queued["kind"] == "timeline" and queued["request"]["video"] == "recordings/cli.mp4"
+    assert queued["request"]["options"]["stride"] == 0.5 and not queued["request"]["uploaded"]
+    assert wait_for(client, queued["id"], timeout_s=60)["status"] == "succeeded"
+    assert client.get(f"/jobs/{queued['id']}/video").status_code == 200  # a source file: the dashboard can play it
+
+
+def test_a_bad_timeline_prints_the_problem(stack, trained, tmp_path):
+    model_id = trained["result"]["model"]
+    r = fpar(stack, "timeline", "recordings/cli.mp4", "--source", "--model", model_id, "--stride", "0")
+    assert r.returncode == 1 and "(422)" in r.stderr and "stride" in r.stderr, r.stderr
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video, only words")
+    r = fpar(stack, "timeline", str(notes), "--model", model_id, "--watch")
+    assert r.returncode == 1 and "(422)" in r.stderr and "video: " in r.stderr and "notes.mp4" in r.stderr, r.stderr
+    r = fpar(stack, "timeline", "recordings/nothing.mp4", "--source")
+    assert r.returncode == 1 and "(404)" in r.stderr and "source" in r.stderr, r.stderr
+    r = fpar(stack, "timeline", str(tmp_path / "missing.mp4"))
+    assert r.returncode == 2 and "--source" in r.stderr, r.stderr  # not a file here: said before anything is sent

@@ -2,7 +2,8 @@
 beyond the stack): train on the synthetic set from the form and watch the job page reach
 `succeeded` with its curves drawn live; predict on the predict page comparing two models;
 the models page; the datasets page (a dataset's report and previews, an ingest from the
-form followed live, a delete); and /docs rendered from the package's own assets.
+form followed live, a delete); a timeline from its form, its strip and segments playing the
+video where clicked; and /docs rendered from the package's own assets.
 Screenshots are saved in FPAR_SCREENSHOTS (default: the test's temporary folder)."""
 import json
 import os
@@ -13,11 +14,13 @@ from urllib.parse import urlparse
 
 import pytest
 
+from fpar_models.data.recordings import write_recording
 from launcher import free_port
 
 from stack_helpers import TINY, tiny_train, wait_for, write_incoming
 
 CHROMIUM = "/usr/bin/chromium"
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
 def chromium() -> str:
@@ -232,3 +235,140 @@ def test_a_bad_dataset_ingest_is_shown_plainly(page):
     page.click("#ds-submit")
     error = page.wait_for_selector("#ingest .error")
     assert "Not Found" in error.inner_text() and "incoming/nothing-here" in error.inner_text(), error.inner_text()
+
+
+def recording(stack, name: str) -> Path:
+    clips = [("S2", "open_box", 0), ("S2", "lift_cup", 0), ("S2", "close_box", 0)]
+    return write_recording(stack.data_dir / "recordings" / name, clips, fps=12).path
+
+
+def current_time(page) -> float:
+    return page.evaluate("() => document.querySelector('#tl-video').currentTime")
+
+
+def seek_away(page, t: float) -> None:
+    page.evaluate("(t) => { const v = document.querySelector('#tl-video'); v.pause(); v.currentTime = t; }", t)
+    page.wait_for_function("(t) => Math.abs(document.querySelector('#tl-video').currentTime - t) < 0.01", arg=t)
+
+
+@pytest.fixture(scope="module")
+def learned(client) -> str:
+    """A model trained a little longer than `trained` (9 s): a few segments to click on, not one."""
+    job = wait_for(client, client.post("/train", json={**tiny_train(epochs=(8, 1)), "image_size": 32,
+                                                       "seed": 3}).json()["id"])
+    assert job["status"] == "succeeded", job
+    return job["result"]["model"]
+
+
+def test_a_timeline_from_the_form_plays_each_segment_where_clicked(page, client, stack, learned, tmp_path):
+    recording(stack, "page.mp4")
+    model_id = learned
+    page.goto("/#/timeline")
+    page.wait_for_selector(f"#tl-model option[value='{model_id}']", state="attached")
+    page.select_option("#tl-model", model_id)
+    page.fill("#tl-source", "recordings/page.mp4")
+    page.fill("#tl-stride", "0.25")
+    page.evaluate("""() => { window.seen = []; new MutationObserver(() => document.querySelectorAll(
+        '#status [data-status]').forEach((b) => window.seen.push(b.dataset.status)))
+        .observe(document.querySelector('#view'), {childList: true, subtree: true}); }""")
+    page.click("#tl-submit")
+    page.wait_for_url("**/#/jobs/ti_*")
+    job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#status [data-status=succeeded]", timeout=60_000)
+    page.wait_for_selector("#segments tr[data-start]")
+    job = client.get(f"/jobs/{job_id}").json()
+    segments, windows = job["result"]["segments"], job["result"]["windows"]
+    assert job["request"]["options"]["stride"] == 0.25 and job["request"]["video"] == "recordings/page.mp4"
+    assert "running" in page.evaluate("() => window.seen"), "followed live, not only read at the end"
+    assert f"{len(windows)}/{len(windows)} windows" in page.inner_text("#progress")
+    page.wait_for_selector(f"#strip-box[data-windows='{len(windows)}']")  # the windows lane, every window drawn
+    assert page.locator("#lane-segments .seg").count() == page.locator("#segments tr[data-start]").count() == len(segments)
+    assert {s["label"] for s in segments} <= set(page.inner_text("#legend").split())
+
+    page.wait_for_selector("#tl-video[data-state=playable]", timeout=20_000)
+    duration = job["result"]["duration_s"]
+    target = max(segments, key=lambda s: s["start"])
+    seek_away(page, 0 if target["start"] >= 1 else duration - 0.3)
+    page.locator("#lane-segments .seg").nth(segments.index(target)).click()  # the strip: the video from its start
+    assert abs(current_time(page) - target["start"]) < 0.3, (current_time(page), target)
+    page.wait_for_function("() => !document.querySelector('#tl-video').paused")
+    seek_away(page, duration - 0.3)
+    page.locator("#segments tr[data-start]").first.click()  # a row of the table does the same
+    assert abs(current_time(page) - segments[0]["start"]) < 0.3, (current_time(page), segments[0])
+    seek_away(page, 0)
+    lane = page.locator("#lane-windows")
+    box = lane.bounding_box()
+    lane.click(position={"x": 0.75 * box["width"], "y": box["height"] / 2})  # the window under the pointer
+    nearest = min(windows, key=lambda w: abs((w["start"] + w["end"]) / 2 - 0.75 * duration))
+    assert abs(current_time(page) - nearest["start"]) < 0.3, (current_time(page), nearest)
+    page.evaluate("() => document.querySelector('#tl-video').pause()")
+    marker = float(page.get_attribute("#marker", "data-time"))
+    assert abs(marker - current_time(page)) < 0.3  # the marker follows the video
+    page.wait_for_selector("#segments tr.current")
+
+    with page.expect_download() as download:
+        page.click("#csv-link")
+    assert Path(download.value.path()).read_text().splitlines()[0] == "video,label,start,end,user"
+    page.click("#picture-box summary")
+    page.wait_for_function("() => document.querySelector('#timeline-img')?.naturalWidth >= 800")
+    page.click("#picture-box summary")  # closed again for the screenshot
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMG / "dashboard-timeline.png"), full_page=True)
+
+
+def test_an_uploaded_timeline_asks_for_a_copy_to_play(page, client, stack, trained, tmp_path):
+    video = recording(stack, "page_upload.mp4")
+    page.goto("/#/timeline")
+    page.wait_for_selector(f"#tl-model option[value='{trained['result']['model']}']", state="attached")
+    page.set_input_files("#tl-file", str(video))
+    assert "page_upload.mp4" in page.inner_text("#chosen")
+    page.click("#tl-submit")
+    page.wait_for_url("**/#/jobs/ti_*")
+    page.wait_for_selector("#status [data-status=succeeded]", timeout=60_000)
+    picker = page.wait_for_selector("#video-picker")
+    assert "Pick your copy of page_upload.mp4" in picker.inner_text() and "uploaded" in picker.inner_text()
+    assert client.get(f"/jobs/{page.url.rsplit('/', 1)[1]}/video").status_code == 404
+    page.set_input_files("#tl-copy", str(video))
+    state = page.wait_for_selector("#tl-video[data-state=playable], #tl-video[data-state=blocked]", state="attached")
+    if state.get_attribute("data-state") == "blocked":  # the gateway's CSP has no media-src blob:
+        assert "media-src" in page.inner_text("#video-error")
+    shot(page, "timeline-upload", tmp_path)
+
+
+def test_a_bad_timeline_is_shown_plainly(page, trained):
+    page.goto("/#/timeline")
+    page.wait_for_selector(f"#tl-model option[value='{trained['result']['model']}']", state="attached")
+    page.click("#tl-submit")
+    assert "Choose a video" in page.wait_for_selector("#timeline-form .error").inner_text()  # nothing sent
+    page.fill("#tl-source", "recordings/nothing-here.mp4")
+    page.click("#tl-submit")
+    error = page.wait_for_selector("#timeline-form .error")
+    assert "Not Found" in error.inner_text() and "source" in error.inner_text(), error.inner_text()
+    page.fill("#tl-source", "recordings/page.mp4")
+    page.fill("#tl-stride", "0")
+    page.click("#tl-submit")
+    page.wait_for_function("() => document.querySelector('#timeline-form .error')?.innerText.includes('stride')")
+    assert "Unprocessable" in page.inner_text("#timeline-form .error")
+
+
+def test_a_timeline_behind_api_keys_fetches_its_video_with_the_key(browser, stack, client, trained, tmp_path):
+    recording(stack, "page_keys.mp4")
+    job_id = client.post("/timelines", json={"source": "recordings/page_keys.mp4"}).json()["id"]
+    wait_for(client, job_id, timeout_s=60)
+    url = stack.add_gateway("gateway-timeline-keys", free_port(), {"FPAR_API_KEYS": "tl-key-7c3d"})
+    context = browser.new_context(base_url=url)
+    try:
+        p = context.new_page()
+        p.goto("/#/jobs")
+        p.fill("#api-key", "tl-key-7c3d")
+        p.press("#api-key", "Enter")
+        p.goto(f"/#/jobs/{job_id}")
+        p.wait_for_selector("#segments tr[data-start]")
+        p.click("#tl-fetch", timeout=20_000)  # a <video> sends no key: the page fetches the video with it
+        state = p.wait_for_selector("#tl-video[data-state=playable], #tl-video[data-state=blocked]", state="attached")
+        if state.get_attribute("data-state") == "blocked":
+            assert "media-src" in p.inner_text("#video-error")
+        shot(p, "timeline-keys", tmp_path)
+    finally:
+        context.close()
+        stack.remove("gateway-timeline-keys")

@@ -6,6 +6,8 @@
     fpar models | fpar presets
     fpar experiment submit grid.json --watch | fpar experiment list | fpar experiment table ID
     fpar dataset ingest kitchen --source incoming/kitchen --watch | fpar dataset list | fpar dataset show NAME
+    fpar timeline kitchen.mp4 --watch --csv kitchen.csv --png kitchen.png [--model M] [--window S] [--stride S]
+    fpar timeline recordings/kitchen.mp4 --source [--smoothing N] [--min-segment S] [--threshold P] [--json]
 
 Talks to FPAR_URL (default http://127.0.0.1:8000) with FPAR_API_KEY when set. An error of
 the API is printed as its problem's title and detail, and the exit code is 1.
@@ -24,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from cli import tables
 from cli.client import ApiError, JsonOpt, call, err, out, queued, show, stream
 from cli.datasets import dataset_app, progress_line
+from cli.timelines import timeline, windows_line
 from core.store.records import TERMINAL, JobStatus
 from fpar_models.experiment import set_path
 
@@ -33,6 +36,7 @@ app = typer.Typer(help="Train and serve First Person Action Recognition models o
 experiment_app = typer.Typer(help="grids of training configs x trials (/experiments)", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(dataset_app, name="dataset")
+app.command()(timeline)
 VIDEO = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
 
@@ -65,7 +69,7 @@ def train(preset: Annotated[str | None, typer.Option(help="one of `fpar presets`
 
 
 @app.command()
-def jobs(kind: Annotated[str | None, typer.Option(help="train, predict or ingest")] = None,
+def jobs(kind: Annotated[str | None, typer.Option(help="train, predict, ingest or timeline")] = None,
          status: Annotated[str | None, typer.Option(help=", ".join(JobStatus))] = None,
          limit: int = 20, as_json: JsonOpt = False) -> None:
     """Jobs, newest first."""
@@ -88,6 +92,7 @@ def watch(job_id: str) -> None:
             elif e.kind == "progress":
                 p = e.data
                 where = (progress_line(p) if "videos" in p else  # an ingest's
+                         windows_line(p) if "windows" in p else  # a timeline's
                          f"stage {p.get('stage')}/{p.get('stages')} epoch {p.get('epoch')}/{p.get('epochs')}")
                 bar.update(task, completed=p.get("fraction", 0), description=f"{job_id} {where}")
             elif e.kind == "metrics":
@@ -115,7 +120,10 @@ def summarize(final: dict) -> None:
     colour = {JobStatus.succeeded: "green", JobStatus.failed: "red", JobStatus.cancelled: "yellow"}.get(status, "white")
     out.print(f"[{colour}]{status}[/{colour}]", end="")
     result = final.get("result") or {}
-    if "model" in result:
+    if "segments" in result:  # a timeline's
+        count = len(result["segments"])
+        out.print(f": {count} segment{'s' if count != 1 else ''} of {result.get('video')}, model {result.get('model')}")
+    elif "model" in result:
         out.print(f": model [bold]{result['model']}[/bold], best val acc {result.get('best_val_acc', 0):.3f}")
     elif "dataset" in result:  # an ingest's
         skipped = f", {result['skipped']} skipped" if result.get("skipped") else ""

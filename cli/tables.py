@@ -73,6 +73,7 @@ def jobs(found: list[dict], width: int) -> Table:
         summary = (f"{result['model']}  val {result.get('best_val_acc', 0):.3f}" if "model" in result and
                    "best_val_acc" in result else
                    f"dataset {result['dataset']}, {result.get('videos', 0)} videos" if "dataset" in result else
+                   f"{len(result['segments'])} segment(s) of {result.get('video', '')}" if "segments" in result else
                    (result.get("top_k") or [{}])[0].get("label", ""))
         rows.append([j["id"], j["kind"], j["status"], f"{fraction:.0%}" if fraction is not None else "",
                      j["created_at"][:19],
@@ -115,6 +116,26 @@ def ranking(result: dict, width: int) -> Table:
     """`fpar predict`: the top k, under the model's id."""
     rows = ([str(i), row["label"], f"{row['probability']:.3f}"] for i, row in enumerate(result["top_k"], 1))
     return fit([Col("rank"), Col("action"), Col("probability")], rows, width, title=f"model {result['model']}")
+
+
+def clock(seconds: float, hours: bool = False) -> str:
+    """A time in the video: 75.25 -> '1:15.3'; with hours (a video of an hour or more)
+    3725 -> '1:02:05'."""
+    if hours:
+        h, rest = divmod(round(max(seconds, 0)), 3600)
+        return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+    tenths = round(max(seconds, 0) * 10)
+    return f"{tenths // 600}:{tenths % 600 / 10:04.1f}"
+
+
+def segments(result: dict, width: int) -> Table:
+    """`fpar timeline`: the segments in order, start and end as times in the video (m:ss.s,
+    or h:mm:ss for a video of an hour or more)."""
+    hours = result.get("duration_s", 0) >= 3600
+    rows = ([clock(s["start"], hours), clock(s["end"], hours), s["label"], f"{s['probability']:.3f}"]
+            for s in result["segments"])
+    return fit([Col("start"), Col("end"), Col("action", wrap=12), Col("probability")], rows, width,
+               drop=("probability",))
 
 
 def datasets(found: list[dict], width: int) -> Table:

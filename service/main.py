@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 # Pages the gateway serves load nothing from elsewhere; this also stops ReDoc's bundle
 # from fetching its "powered by" logo from a CDN.
 SAME_ORIGIN = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-               "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; worker-src 'self' blob:"}
+               "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; "
+               "media-src 'self' blob:"}  # blob: a timeline's video picked from the user's disk
 
 
 def public_router(app: FastAPI) -> APIRouter:

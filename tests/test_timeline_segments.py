@@ -92,7 +92,7 @@ def test_a_short_segment_between_background_goes_to_background_but_a_lone_one_st
 
 
 def test_a_window_shorter_than_a_cell_and_cells_no_window_covers():
-    assert segments([(0.0, 0.3, [0.1, 0.9])], AB, 0.3, 0.5) == [{"start": 0, "end": 0.3, "label": "B",
+    assert segments([(0.0, 0.3, [0.1, 0.9])], AB, 0.3, 0.5) == [{"start": 0, "end": 0.3, "label": "B", "index": 1,
                                                                   "probability": 0.9}]
     # Neither window covers a cell centre (0.5, 1.5): each cell takes the nearest window.
     windows = [(0.0, 0.3, [0.9, 0.1]), (1.6, 2.0, [0.2, 0.8])]

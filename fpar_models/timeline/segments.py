@@ -36,7 +36,7 @@ CSV_HEADER = ("video", "label", "start", "end", "user")
 
 def segments(windows: Sequence[tuple[float, float, Sequence[float]]], classes: Sequence[str], duration_s: float,
              stride_s: float, *, smoothing: int = 1, min_segment: float = 0.0, threshold: float = 0.0) -> list[dict]:
-    """[{"start", "end", "label", "probability"}] sorted by start, labelled segments only;
+    """[{"start", "end", "label", "index" (the class's), "probability"}] sorted by start, labelled segments only;
     times rounded to 3 decimals (cell edges), probability (its label's mean over its cells) to 4.
     windows: (start_s, end_s, probabilities of every class)."""
     if stride_s <= 0:
@@ -56,7 +56,7 @@ def segments(windows: Sequence[tuple[float, float, Sequence[float]]], classes: S
     labels = np.where(cells.max(1) >= threshold, best, BACKGROUND)
     runs = _merge_short(_runs(labels), cells, edges, min_segment, threshold)
     return [{"start": round(float(edges[a]), 3), "end": round(float(edges[b]), 3), "label": classes[label],
-             "probability": round(float(cells[a:b, label].mean()), 4)}
+             "index": label, "probability": round(float(cells[a:b, label].mean()), 4)}
             for label, a, b in runs if label != BACKGROUND]
 
 

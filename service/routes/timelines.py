@@ -106,7 +106,10 @@ def timeline_picture(job: JobDep, jobs: JobsDep) -> Response:
 def timeline_video(job: JobDep, settings: SettingsDep) -> FileResponse:
     plan = _timeline(job)
     path = settings.data_dir / plan.video
-    if plan.uploaded or not path.is_file():
+    if plan.uploaded:
         raise Problem(404, f"job '{job.id}' was given an upload, which is removed when the job ends: play your "
                       "own copy", kind="not-found")
+    if not path.is_file():
+        raise Problem(404, f"job '{job.id}''s video '{plan.video}' is no longer in the data directory",
+                      kind="not-found")
     return FileResponse(path, media_type=mimetypes.guess_type(plan.name)[0] or "application/octet-stream")

@@ -13,12 +13,14 @@ import jobsPage from "./pages/jobs.js";
 import modelPage from "./pages/model.js";
 import modelsPage from "./pages/models.js";
 import predictPage from "./pages/predict.js";
+import timelineForm from "./pages/timeline.js";
 import trainPage from "./pages/train.js";
 
 const ROUTES = [
   [/^#\/jobs\/([\w-]+)$/, jobPage], [/^#\/train$/, trainPage], [/^#\/experiments\/([\w-]+)$/, experimentPage],
   [/^#\/experiments$/, experimentsPage], [/^#\/models\/([\w-]+)$/, modelPage], [/^#\/models$/, modelsPage],
-  [/^#\/predict$/, predictPage], [/^#\/datasets\/([\w-]+)$/, datasetPage], [/^#\/datasets$/, datasetsPage],
+  [/^#\/predict$/, predictPage], [/^#\/timeline$/, timelineForm], [/^#\/datasets\/([\w-]+)$/, datasetPage],
+  [/^#\/datasets$/, datasetsPage],
   [/.*/, jobsPage],
 ];
 

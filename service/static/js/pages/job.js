@@ -3,12 +3,15 @@
 import {api, events, isOver} from "../api.js";
 import {lineChart} from "../charts.js";
 import {badge, bar, esc, fixed, html, ingestProgress, pct, showError, when} from "../dom.js";
+import {timelineJob} from "./timeline.js";
 
 const EPOCHS = "epoch (all stages)";
 
-export default async function jobPage({view, signal}, id) {
+export default async function jobPage(context, id) {
+  const {view, signal} = context;
   view.innerHTML = html`<h1>Job ${esc(id)}</h1>`;
   let job = await api("GET", `/jobs/${id}`);  // an unknown id: its error alone under the title
+  if (job.kind === "timeline") return timelineJob(context, job);
   view.insertAdjacentHTML("beforeend", html`<div id="head" class="card"></div>
     <div class="charts"><div class="chart" id="loss"></div><div class="chart" id="acc"></div></div>
     <h2>Epochs</h2><div id="rows"></div>`);

@@ -4,7 +4,7 @@ import {bar, badge, esc, html, pct, showError, when} from "../dom.js";
 
 export default async function jobsPage({view, every}) {
   view.innerHTML = html`<h1>Jobs</h1>
-    <p><select id="kind"><option value="">all kinds</option><option>train</option><option>predict</option><option>ingest</option></select>
+    <p><select id="kind"><option value="">all kinds</option><option>train</option><option>predict</option><option>ingest</option><option>timeline</option></select>
     <a href="#/train">Start a training</a></p><div id="list"></div>`;
   const list = view.querySelector("#list"), kind = view.querySelector("#kind");
   kind.value = sessionStorage.getItem("jobs-kind") || "";
@@ -20,13 +20,15 @@ export default async function jobsPage({view, every}) {
   every(2000, draw);
 }
 
-// The result column: the error of a failed job, the model a training made, a prediction's answer.
+// The result column: the error of a failed job, the model a training made, a prediction's
+// answer, a timeline's segments.
 function result(j) {
   const r = j.result || {};
   if (j.status === "failed") return `<span class="muted">${esc((j.error || {}).message || "")}</span>`;
   if (r.model && r.best_val_acc !== undefined) {
     return `<a href="#/models/${esc(r.model)}">${esc(r.model)}</a> val ${pct(r.best_val_acc)}`;
   }
+  if (r.segments) return `${r.segments.length} segment${r.segments.length === 1 ? "" : "s"} of ${esc(r.video)}`;
   return r.top_k ? esc(r.top_k[0].label) : "";
 }
 
