@@ -21,6 +21,7 @@ from fpar_models.ingest.video import VideoError, VideoInfo, probe
 from fpar_models.timeline.options import SPOOL, TimelineJob, TimelineOptions, TrainingData, plan_windows
 from fpar_models.timeline.sampler import ModelInputs
 from service import archives, idempotency
+from service.bodies import under_data_dir
 from service.checks import check_queue_room
 from service.deps import unknown_model
 from service.errors import Problem, field_error
@@ -36,12 +37,7 @@ def spool(settings: Settings, job_id: str) -> Path:
 
 
 def source_file(source: str, settings: Settings) -> Path:
-    base = settings.data_dir.resolve()
-    path = (settings.data_dir / source).resolve()
-    if Path(source).is_absolute() or not path.is_relative_to(base):
-        raise field_error(["source"], "resolves outside the data directory")
-    if any(part.startswith(".") for part in path.relative_to(base).parts):
-        raise field_error(["source"], "names a hidden path (the service's own work folders are not sources)")
+    path = under_data_dir(source, settings)
     if not path.is_file():
         raise Problem(404, f"source '{source}' is not a file in the data directory", kind="unknown-source",
                       errors=[{"loc": ["source"], "msg": "not found"}])

@@ -3,16 +3,16 @@ the report of what a training would meet, its preview, deleting it, and ingestin
 from recordings: a folder under the data directory, or an uploaded zip/tar archive."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from core.store.records import JobKind, new_id
 from fpar_models.ingest.options import IngestRequest
 from fpar_models.ingest.preview import preview_png
 from service import ingests
+from service.bodies import json_or_upload
 from service.datasets import delete, describe, is_dataset, list_datasets, unknown_dataset
 from service.deps import QueueDep, SettingsDep, StoresDep
 from service.errors import field_error
@@ -71,23 +71,10 @@ def preview(name: str, settings: SettingsDep,
 async def ingest(request: Request, response: Response, settings: SettingsDep, stores: StoresDep,
                  queue: QueueDep) -> JobOut:
     job_id = new_id(JobKind.ingest)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=40)
-        archive = form.get("archive")
-        if not isinstance(archive, UploadFile):
-            raise field_error(["archive"], "a zip or tar file of recordings is required in a multipart request")
-        fields: dict[str, Any] = {k: v for k, v in form.items() if k != "archive" and isinstance(v, str)}
-        if "source" in fields:
-            raise field_error(["source"], "an upload is its own source: leave `source` out")
-        body = IngestRequest.model_validate({k: None if v == "" else v for k, v in fields.items()})
+    body, archive = await json_or_upload(request, IngestRequest, "archive", upload_is="a zip or tar file of recordings",
+                                         source_is="a folder")
+    if archive is not None:
         return await run_in_threadpool(ingests.submit_upload, body, archive, job_id, response, settings, stores, queue)
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise field_error(["body"], "not JSON (or send a multipart upload with `archive`)") from None
-    body = IngestRequest.model_validate(raw if isinstance(raw, dict) else {"": raw})
-    if body.source is None:
-        raise field_error(["source"], "a folder under the data directory, or upload an archive (multipart)")
     source = ingests.source_folder(body.source, settings)
     return await run_in_threadpool(ingests.submit, body, source, False, job_id, response, settings, stores, queue)
 

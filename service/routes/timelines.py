@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import mimetypes
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.datastructures import UploadFile
 
 from core.store.records import JobKind, JobRecord, JobStatus, new_id
 from fpar_models.timeline.options import TimelineJob, TimelineOptions, TimelineRequest
 from fpar_models.timeline.segments import annotation_csv
 from service import timelines
+from service.bodies import json_or_upload
 from service.deps import JobDep, JobsDep, QueueDep, SettingsDep, StoresDep
-from service.errors import Problem, field_error
+from service.errors import Problem
 from service.schemas import JobOut
 
 router = APIRouter(tags=["timelines"])
@@ -38,26 +38,13 @@ async def create(request: Request, response: Response, settings: SettingsDep, st
                  idempotency_key: Annotated[str | None, Header(description="retries return the same job")] = None
                  ) -> JobOut:
     job_id = new_id(JobKind.timeline)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20)
-        video = form.get("video")
-        if not isinstance(video, UploadFile):
-            raise field_error(["video"], "a video file is required in a multipart request")
-        fields: dict[str, Any] = {k: v for k, v in form.items() if k != "video" and isinstance(v, str)}
-        if "source" in fields:
-            raise field_error(["source"], "an upload is its own source: leave `source` out")
-        options = TimelineOptions.model_validate({k: None if v == "" else v for k, v in fields.items()})
+    body, video = await json_or_upload(request, TimelineRequest, "video", upload_is="a video file",
+                                       source_is="a video file")
+    options = TimelineOptions.model_validate(body.model_dump(exclude={"source"}))
+    if video is not None:
         return await run_in_threadpool(timelines.submit_upload, options, video, job_id, response, settings, stores,
                                        queue, idempotency_key)
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise field_error(["body"], "not JSON (or send a multipart upload with `video`)") from None
-    body = TimelineRequest.model_validate(raw if isinstance(raw, dict) else {"": raw})
-    if body.source is None:
-        raise field_error(["source"], "a video file under the data directory, or upload one as `video` (multipart)")
     path = timelines.source_file(body.source, settings)
-    options = TimelineOptions.model_validate(body.model_dump(exclude={"source"}))
     return await run_in_threadpool(partial(timelines.submit, key=idempotency_key), options, path, path.name, False,
                                    job_id, response, settings, stores, queue)
 
