@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from core.settings import Settings
-from service.errors import field_error
+from service.errors import Problem, field_error
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -40,13 +40,16 @@ async def json_or_upload(request: Request, model: type[Body], upload: str, *, up
     return body, None
 
 
-def under_data_dir(source: str, settings: Settings) -> Path:
-    """A client's `source`, resolved: inside the data directory, and not in the service's
-    own hidden work folders (another job's upload, an ingest half written)."""
+def source_path(source: str, settings: Settings, *, folder: bool) -> Path:
+    """A client's `source`, resolved: a folder (or a file) inside the data directory, and not
+    in the service's own hidden work folders (another job's upload, an ingest half written)."""
     base = settings.data_dir.resolve()
     path = (settings.data_dir / source).resolve()
     if Path(source).is_absolute() or not path.is_relative_to(base):
         raise field_error(["source"], "resolves outside the data directory")
     if any(part.startswith(".") for part in path.relative_to(base).parts):
         raise field_error(["source"], "names a hidden path (the service's own work folders are not sources)")
+    if not (path.is_dir() if folder else path.is_file()):
+        raise Problem(404, f"source '{source}' is not a {'folder' if folder else 'file'} in the data directory",
+                      kind="unknown-source", errors=[{"loc": ["source"], "msg": "not found"}])
     return path

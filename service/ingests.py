@@ -21,19 +21,10 @@ from fpar_models.ingest.plan import plan
 from fpar_models.ingest.run import UPLOADS
 from fpar_models.ingest.video import VideoError
 from service import archives
-from service.bodies import under_data_dir
 from service.checks import check_queue_room
 from service.errors import Problem, field_error
 from service.schemas import JobOut
 from service.submit import accepted
-
-
-def source_folder(source: str, settings: Settings) -> Path:
-    folder = under_data_dir(source, settings)
-    if not folder.is_dir():
-        raise Problem(404, f"source '{source}' is not a folder in the data directory", kind="unknown-source",
-                      errors=[{"loc": ["source"], "msg": "not found"}])
-    return folder
 
 
 def submit_upload(body: IngestRequest, archive: UploadFile, job_id: str, response: Response, settings: Settings,

@@ -21,7 +21,6 @@ from fpar_models.ingest.video import VideoError, VideoInfo, probe
 from fpar_models.timeline.options import SPOOL, TimelineJob, TimelineOptions, TrainingData, plan_windows
 from fpar_models.timeline.sampler import ModelInputs
 from service import archives, idempotency
-from service.bodies import under_data_dir
 from service.checks import check_queue_room
 from service.deps import unknown_model
 from service.errors import Problem, field_error
@@ -34,14 +33,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def spool(settings: Settings, job_id: str) -> Path:
     return settings.data_dir / SPOOL / job_id
-
-
-def source_file(source: str, settings: Settings) -> Path:
-    path = under_data_dir(source, settings)
-    if not path.is_file():
-        raise Problem(404, f"source '{source}' is not a file in the data directory", kind="unknown-source",
-                      errors=[{"loc": ["source"], "msg": "not found"}])
-    return path
 
 
 def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, response: Response, settings: Settings,

@@ -12,7 +12,7 @@ from core.store.records import JobKind, new_id
 from fpar_models.ingest.options import IngestRequest
 from fpar_models.ingest.preview import preview_png
 from service import ingests
-from service.bodies import json_or_upload
+from service.bodies import json_or_upload, source_path
 from service.datasets import delete, describe, is_dataset, list_datasets, unknown_dataset
 from service.deps import QueueDep, SettingsDep, StoresDep
 from service.errors import field_error
@@ -75,7 +75,7 @@ async def ingest(request: Request, response: Response, settings: SettingsDep, st
                                          source_is="a folder")
     if archive is not None:
         return await run_in_threadpool(ingests.submit_upload, body, archive, job_id, response, settings, stores, queue)
-    source = ingests.source_folder(body.source, settings)
+    source = source_path(body.source, settings, folder=True)
     return await run_in_threadpool(ingests.submit, body, source, False, job_id, response, settings, stores, queue)
 
 

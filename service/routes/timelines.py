@@ -15,7 +15,7 @@ from core.store.records import JobKind, JobRecord, JobStatus, new_id
 from fpar_models.timeline.options import TimelineJob, TimelineOptions, TimelineRequest
 from fpar_models.timeline.segments import annotation_csv
 from service import timelines
-from service.bodies import json_or_upload
+from service.bodies import json_or_upload, source_path
 from service.deps import JobDep, JobsDep, QueueDep, SettingsDep, StoresDep
 from service.errors import Problem
 from service.schemas import JobOut
@@ -44,7 +44,7 @@ async def create(request: Request, response: Response, settings: SettingsDep, st
     if video is not None:
         return await run_in_threadpool(timelines.submit_upload, options, video, job_id, response, settings, stores,
                                        queue, idempotency_key)
-    path = timelines.source_file(body.source, settings)
+    path = source_path(body.source, settings, folder=False)
     return await run_in_threadpool(partial(timelines.submit, key=idempotency_key), options, path, path.name, False,
                                    job_id, response, settings, stores, queue)
 
