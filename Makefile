@@ -4,7 +4,7 @@ PY := .venv/bin/python
 HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 STAMP := .venv/.installed-$(HASH)
 
-.PHONY: install up test lint test-unit test-api bench bench-models bench-predict bench-train bench-ingest gpu-check clean
+.PHONY: install up test lint test-unit test-api bench bench-models bench-predict bench-train bench-ingest bench-timeline gpu-check clean
 
 install: $(STAMP)
 
@@ -27,7 +27,7 @@ test-unit: install
 test-api: install
 	$(PY) -m pytest api_tests
 
-bench: bench-models bench-predict bench-train bench-ingest
+bench: bench-models bench-predict bench-train bench-ingest bench-timeline
 
 bench-models: install
 	$(PY) -m benchmarks.bench_models
@@ -40,6 +40,9 @@ bench-train: install
 
 bench-ingest: install
 	$(PY) -m benchmarks.bench_ingest --service
+
+bench-timeline: install
+	$(PY) -m benchmarks.bench_timeline
 
 gpu-check: install  ## on a CUDA machine: every preset trains a tiny epoch per stage and predicts with CAMs
 	$(PY) -m benchmarks.gpu_check

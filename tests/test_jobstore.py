@@ -8,7 +8,7 @@ import redis
 
 from core.store import Stores, keys
 from core.store.experiments import experiment_status as status
-from core.store.records import JobKind
+from core.store.records import JobKind, JobStatus
 from service.idempotency import claim as idem_claim
 from service.idempotency import fingerprint
 
@@ -173,4 +173,7 @@ def test_a_job_s_shares_are_leased_one_worker_each_and_their_rows_land_once(stor
     assert shares.complete(job_id, 0, rows)
     assert not shares.complete(job_id, 0, rows)  # a second worker that computed it too adds nothing
     assert shares.complete(job_id, 1, [{"index": 2, "start": 1.0}]) and shares.done(job_id) == {0, 1}
+    assert stores.jobs.get(job_id).windows is None  # not before the result: its event stream tells them
+    assert stores.jobs.claim(job_id, "w1", 30) == "ok"
+    stores.jobs.finish(job_id, JobStatus.succeeded, result={"segments": []})
     assert [w["index"] for w in stores.jobs.get(job_id).windows] == [0, 1, 2]

@@ -4,6 +4,7 @@ into the training layout and read by the loader would (frames and warp flow alik
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from fpar_models.ingest.flow import FlowEngine
 from fpar_models.ingest.layout import VideoDirs, write_video
 from fpar_models.ingest.video import read_frames
 from fpar_models.timeline.options import TrainingData, plan_windows
-from fpar_models.timeline.sampler import ModelInputs, window_inputs
+from fpar_models.timeline.sampler import ModelInputs, ahead, window_inputs
 
 
 def test_windows_tile_the_video_and_the_last_one_ends_at_its_end():
@@ -71,3 +72,32 @@ def test_overlapping_windows_come_in_order_each_from_its_own_frames(tmp_path):
         (_, alone), = window_inputs(rec.path, [(i, start, end)], 12, inputs, data)
         assert np.array_equal(alone["rgb"], got[i]["rgb"]), i
     assert not np.array_equal(got[0]["rgb"], got[len(spans) - 1]["rgb"])
+
+
+def test_ahead_keeps_the_order_raises_the_producer_s_error_and_stops_with_its_caller():
+    assert list(ahead(iter(range(50)), 4)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise ValueError("decoding failed near 3.00 s")
+    got = ahead(broken(), 2)
+    assert next(got) == 1
+    with pytest.raises(ValueError, match="near 3.00 s"):
+        next(got)
+
+    made, closed = [], []
+
+    def endless():
+        try:
+            for i in range(10_000):
+                made.append(i)
+                yield i
+        finally:
+            closed.append(True)
+    items = ahead(endless(), 2)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()  # the caller stops: the producer stops soon after, and closes its source
+    deadline = time.monotonic() + 2
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed and len(made) < 10

@@ -62,7 +62,8 @@ class JobStore:
         rows = windows = None
         if metrics and raw.get(b"kind") == JobKind.train.encode():
             rows = self.metrics_since(job_id, 0)
-        elif metrics and raw.get(b"kind") == JobKind.timeline.encode():
+        elif metrics and raw.get(b"kind") == JobKind.timeline.encode() and raw.get(b"result"):
+            # only with the result: an hour's windows are MBs, and a client polls a running job
             windows = sorted(self.windows_since(job_id, 0), key=lambda w: w["index"])
         return JobRecord.from_hash(raw, metrics=rows, windows=windows)
 

@@ -6,13 +6,19 @@ frames some window samples are converted, and each only once, though windows ove
 
     for index, arrays in window_inputs(path, [(0, 0.0, 1.5), (1, 0.75, 2.25)], 12.0, ModelInputs.of(cfg), data):
         ...  # arrays["rgb"]: (T, S, S, 3) uint8; arrays["flow"]: (K, 2L, S, S) uint8
+
+`ahead(items, depth)` runs such an iterator on a thread of its own, so that decoding the
+next windows overlaps the model classifying these.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -23,6 +29,7 @@ from fpar_models.ingest.flow import FlowEngine, quantise
 from fpar_models.ingest.video import read_frames
 from fpar_models.timeline.options import TrainingData
 
+T = TypeVar("T")
 Span = tuple[int, float, float]  # a window: its index, start and end in seconds
 
 
@@ -128,3 +135,46 @@ def _arrays(w: _Window, views: dict, pairs: dict) -> dict[str, np.ndarray]:
         arrays["flow"] = np.stack([np.stack([_nearest(pairs, p)[c] for p in stack for c in (0, 1)])
                                    for stack in w.stacks])
     return arrays
+
+
+def ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """The items, made by a thread of their own up to `depth` ahead of the caller: decoding
+    (PyAV and PIL let go of the GIL) overlaps the model instead of taking turns with it. The
+    producer stops when the caller does; its error is raised in the caller."""
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    break
+            else:
+                put((False, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            put((False, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # the video file, from the thread that iterated it
+
+    threading.Thread(target=produce, name="timeline-decode", daemon=True).start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()

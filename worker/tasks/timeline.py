@@ -25,7 +25,7 @@ from fpar_models.ingest.video import read_frames
 from fpar_models.serving import Clip
 from fpar_models.timeline.options import SPOOL, TimelineJob
 from fpar_models.timeline.picture import timeline_png
-from fpar_models.timeline.sampler import ModelInputs, window_inputs
+from fpar_models.timeline.sampler import ModelInputs, ahead, window_inputs
 from fpar_models.timeline.segments import segments
 from worker.app import app
 from worker.jobs import Stopped, claimed, failure, jobs, joinable, running
@@ -108,10 +108,12 @@ class Timeline:
                 self.check(force=True)
 
     def compute(self, chunk: int) -> list[dict]:
-        """The chunk's windows, classified in batches as the batcher batches predictions."""
+        """The chunk's windows, classified in batches as the batcher batches predictions; the
+        next batch's frames are decoded (on a thread of their own) while the model runs."""
         spans = [(i, *self.spans[i]) for i in self.plan.chunk_windows(chunk)]
+        windows = window_inputs(self.video, spans, self.plan.fps, self.inputs, self.plan.data)
         rows, batch = [], []
-        for index, arrays in window_inputs(self.video, spans, self.plan.fps, self.inputs, self.plan.data):
+        for index, arrays in ahead(windows, app.settings.predict_max_batch):
             batch.append((index, arrays))
             if len(batch) == app.settings.predict_max_batch:
                 rows += self.classify(batch)
