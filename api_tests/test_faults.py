@@ -48,7 +48,7 @@ def test_training_killed_midway_resumes_from_its_last_epoch(client, stack, train
                         "the reaper releases the job")
         assert waiting["status"] == "running" and waiting["attempts"] == 1, waiting
     finally:
-        stack.add_worker(Worker("train", "train"), timeout_s=90)
+        stack.add_worker(Worker("train", "train,ingest"), timeout_s=90)  # as the stack started it
     done = wait_for(client, job["id"], timeout_s=180)
     assert done["status"] == "succeeded" and not done["awaiting_worker"], done
     assert done["attempts"] == 2
