@@ -14,7 +14,7 @@ ROW = {"stage", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and {q for w in ready["workers"] for q in w["queues"]} == {"train", "predict"}
+    assert ready["status"] == "ready" and {q for w in ready["workers"] for q in w["queues"]} == {"train", "predict", "ingest"}
 
 
 def test_presets_are_the_papers(client):
