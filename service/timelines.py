@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 from fastapi import Response
@@ -18,7 +17,8 @@ from core.store import Stores
 from core.store.records import JobKind, ModelRecord
 from core.tasks import QUEUE_OF, TaskQueue
 from fpar_models.ingest.video import VideoError, VideoInfo, probe
-from fpar_models.timeline.options import SPOOL, TimelineJob, TimelineOptions, TrainingData, plan_windows
+from fpar_models.timeline.options import TimelineJob, TimelineOptions, TrainingData, plan_windows, spool
+from fpar_models.timeline.options import remove_upload as remove_spool
 from fpar_models.timeline.sampler import ModelInputs
 from service import archives, idempotency
 from service.checks import check_queue_room
@@ -31,16 +31,12 @@ MAX_WINDOWS = 100_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def spool(settings: Settings, job_id: str) -> Path:
-    return settings.data_dir / SPOOL / job_id
-
-
 def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, response: Response, settings: Settings,
                   stores: Stores, queue: TaskQueue, key: str | None = None) -> JobOut:
     """Stream the upload into the spool (never whole into memory, hashed on the way for
     Idempotency-Key), then submit it."""
     name = _UNSAFE.sub("_", Path(video.filename or "").name).strip("._") or "video.mp4"
-    folder = spool(settings, job_id)
+    folder = spool(settings.data_dir, job_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -51,10 +47,10 @@ def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, resp
         answer = submit(options, folder / name, name, True, job_id, response, settings, stores, queue, key=key,
                         content=digest.hexdigest())
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_spool(settings.data_dir, job_id)
         raise
     if answer.id != job_id:  # a retry: the first attempt's job has the video
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_spool(settings.data_dir, job_id)
     return answer
 
 
@@ -168,4 +164,4 @@ def _warnings(model: ModelRecord, data: TrainingData) -> list[str]:
 
 def remove_upload(settings: Settings, job_id: str) -> None:
     """A timeline's upload, once its job ended (cancelled while queued, or deleted)."""
-    shutil.rmtree(spool(settings, job_id), ignore_errors=True)
+    remove_spool(settings.data_dir, job_id)

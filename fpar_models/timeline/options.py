@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,16 @@ from fpar_models.data.gtea61 import DatasetError, scan
 
 SPOOL = ".timelines"  # uploads, under the data directory: <job id>/<file name>
 CHUNK_WINDOWS = 32  # windows a worker takes at a time: short enough that queued predictions get their turn
+
+
+def spool(data_dir: Path, job_id: str) -> Path:
+    """Where a timeline's upload lies (the gateway writes it, the workers read it)."""
+    return Path(data_dir) / SPOOL / job_id
+
+
+def remove_upload(data_dir: Path, job_id: str) -> None:
+    """A timeline's upload, once its job has ended (or was never made)."""
+    shutil.rmtree(spool(data_dir, job_id), ignore_errors=True)
 
 
 class TrainingData(BaseModel):

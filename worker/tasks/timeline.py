@@ -12,7 +12,6 @@ assembles the segments and the picture and ends the job."""
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from enum import Enum
 
@@ -23,7 +22,8 @@ from core.store.records import JobKind, JobStatus
 from core.store.shares import FINISH
 from fpar_models.ingest.video import read_frames
 from fpar_models.serving import Clip
-from fpar_models.timeline.options import SPOOL, TimelineJob
+from fpar_models.timeline.options import TimelineJob
+from fpar_models.timeline.options import remove_upload as remove_spool
 from fpar_models.timeline.picture import timeline_png
 from fpar_models.timeline.sampler import ModelInputs, ahead, window_inputs
 from fpar_models.timeline.segments import segments
@@ -69,7 +69,7 @@ def timeline_job(job_id: str) -> None:
 
 def remove_upload(job_id: str, plan: TimelineJob) -> None:
     if plan.uploaded:
-        shutil.rmtree(app.settings.data_dir / SPOOL / job_id, ignore_errors=True)
+        remove_spool(app.settings.data_dir, job_id)
 
 
 def end(job_id: str, plan: TimelineJob, status: JobStatus, *, result: dict | None = None,
