@@ -127,12 +127,14 @@ def _plan(options: TimelineOptions, model: ModelRecord, data: TrainingData, info
     """The options resolved and checked: the window holds the frames the model samples, the
     stride fits in it."""
     fps = data.fps or info.fps
-    window = options.window or round(data.clip_frames / fps, 3)
+    need = ModelInputs.of(model.config).min_frames
+    # training clips shorter than the frames the model samples had frames repeated: the default
+    # window is never shorter than those frames, or the default itself would be refused below
+    window = options.window or round(max(data.clip_frames, need) / fps, 3)
     stride = options.stride or round(window / 2, 3)
     if stride > window:
         raise field_error(["stride"], f"{stride:g} s is longer than the window ({window:g} s): frames between "
                           "windows would be skipped")
-    need = ModelInputs.of(model.config).min_frames
     held = round(window * fps)
     if held < need:
         raise field_error(["window"], f"{window:g} s holds {held} frame(s) at {fps:g} fps; model '{model.id}' "
