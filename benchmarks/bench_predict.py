@@ -23,6 +23,7 @@ With --url it trains a throwaway 1-epoch model on DATASET through the API first.
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import statistics
@@ -31,15 +32,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks import cpu_use
+from benchmarks.cpu_use import CpuUse
 from fpar_models import checkpoint
 from fpar_models.config import TrainConfig
 from fpar_models.models import build_model
+from fpar_models.serving.precision import bf16_units
 from fpar_models.serving.predictor import Predictor, random_clips
 from fpar_models.serving.runtimes import installed
 from launcher import Stack, Worker
@@ -76,6 +81,12 @@ def request_files(data_dir: Path | None, count: int, frames_per_clip: int) -> li
                 blobs.append(buf.getvalue())
         clips.append([("frames", (f"{j:04d}.png", b, "image/png")) for j, b in enumerate(blobs)])
     return clips
+
+
+def default_reduced() -> list[str]:
+    if not installed("nncf"):
+        return []
+    return ["int8", "bf16"] if bf16_units() else ["int8"]
 
 
 def timed(fn, min_s: float = 2.0, min_reps: int = 3) -> float:
@@ -143,21 +154,42 @@ class RawModel:
 _clients = threading.local()
 
 
-def post(url: str, model: str, files: list) -> float:
+def encoded(model: str, clips: list[list[tuple]]) -> list[tuple[bytes, str]]:
+    """Each clip's request body, multipart-encoded once: encoding 16 files per request cost
+    the load generator CPU the service it loads then lacks (on a 2-core machine)."""
+    bodies = []
+    for files in clips:
+        request = httpx.Request("POST", "http://x/predict", files=files, data={"wait": "60", "model": model})
+        bodies.append((request.read(), request.headers["content-type"]))
+    return bodies
+
+
+def post(url: str, body: tuple[bytes, str]) -> float:
     """One request on this thread's kept-alive connection, as a load generator should: a new
-    client per request cost ~40 ms of CPU (its TLS context), taken from the service it loads."""
-    c = getattr(_clients, url, None)
-    if c is None:
-        c = httpx.Client(base_url=url, timeout=300)
-        setattr(_clients, url, c)
+    client per request cost ~40 ms of CPU (httpx's TLS context), and httpx's own per-request
+    work ~5 ms more than the standard library's, all taken from the service it loads."""
+    conn = getattr(_clients, url, None)
+    if conn is None:
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=300)
+        setattr(_clients, url, conn)
     start = time.perf_counter()
-    r = c.post("/predict", files=files, data={"wait": "60", "model": model})
-    if r.status_code != 200 or r.json()["status"] != "succeeded":
-        raise RuntimeError(f"predict failed: {r.status_code} {r.text[:300]}")
+    for attempt in (1, 2):
+        try:
+            conn.request("POST", "/predict", body[0], {"content-type": body[1]})
+            r = conn.getresponse()
+            status, text = r.status, r.read()
+            break
+        except (ConnectionError, http.client.HTTPException):
+            conn.close()  # the gateway closed an idle connection (or restarted): connect again, once
+            if attempt == 2:
+                raise
+    if status != 200 or json.loads(text)["status"] != "succeeded":
+        raise RuntimeError(f"predict failed: {status} {text[:300]}")
     return time.perf_counter() - start
 
 
-def paired_overhead(raw: RawModel, runtime: str, url: str, model: str, clips: list, n: int) -> float:
+def paired_overhead(raw: RawModel, runtime: str, url: str, bodies: list, n: int) -> float:
     """Median of (service latency - (decode + batch-1 pass on the service's runtime)) over
     alternating pairs: drifts of a shared machine hit both sides of each pair alike."""
     diffs = []
@@ -166,18 +198,23 @@ def paired_overhead(raw: RawModel, runtime: str, url: str, model: str, clips: li
         raw.decode(i)
         raw.forward(raw.predictors[runtime], i)
         floor = time.perf_counter() - start
-        diffs.append(post(url, model, clips[i % len(clips)]) - floor)
+        diffs.append(post(url, bodies[i % len(bodies)]) - floor)
     return 1000 * statistics.median(diffs)
 
 
-def measure_service(url: str, model: str, clips: list, concurrency: int, requests: int) -> dict:
+def measure_service(url: str, bodies: list, concurrency: int, requests: int, cpu: CpuUse | None = None) -> dict:
+    """Latencies and clips/s at `concurrency`; with `cpu`, where each clip's CPU went."""
+    before = cpu.read() if cpu else None
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = sorted(pool.map(lambda i: post(url, model, clips[i % len(clips)]), range(requests)))
+        latencies = sorted(pool.map(lambda i: post(url, bodies[i % len(bodies)]), range(requests)))
     wall = time.perf_counter() - start
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"concurrency": concurrency, "requests": requests, "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94],
-            "p99_ms": 1000 * q[98], "clips_s": requests / wall}
+    out = {"concurrency": concurrency, "requests": requests, "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94],
+           "p99_ms": 1000 * q[98], "clips_s": requests / wall}
+    if cpu:
+        out["cpu_ms"] = cpu_use.per_clip(before, cpu.read(), requests)
+    return out
 
 
 def predict_worker_rss(client: httpx.Client) -> float | None:
@@ -186,7 +223,7 @@ def predict_worker_rss(client: httpx.Client) -> float | None:
     return sizes[0] if sizes else None
 
 
-def first_after_restart(stack: Stack, model: str, clips: list) -> dict:
+def first_after_restart(stack: Stack, bodies: list) -> dict:
     """The first request a freshly started predict worker serves, against the next ones:
     the worker loads the newest models when it starts, not on the first request."""
     stack.kill("worker-predict")
@@ -195,8 +232,8 @@ def first_after_restart(stack: Stack, model: str, clips: list) -> dict:
     while predict_worker_rss(client) is None or not any(
             w["pid"] == stack.procs["worker-predict"].pid for w in client.get("/readyz").json()["workers"]):
         time.sleep(0.2)
-    first = post(stack.url, model, clips[0])
-    after = statistics.median(post(stack.url, model, clips[i % len(clips)]) for i in range(1, 9))
+    first = post(stack.url, bodies[0])
+    after = statistics.median(post(stack.url, bodies[i % len(bodies)]) for i in range(1, 9))
     print(f"first request after a predict worker restart: {1000 * first:.0f} ms; the next ones: "
           f"{1000 * after:.0f} ms (median of 8)")
     return {"first_ms": 1000 * first, "next_ms": 1000 * after}
@@ -215,8 +252,10 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=1000)
     parser.add_argument("--runtimes", nargs="+", default=[r for r in ("torch", "openvino", "onnxruntime")
                                                           if installed(r)])
-    parser.add_argument("--reduced", nargs="*", default=["int8"] if installed("nncf") else [],
-                        help="opt-in precisions to measure too, raw and in the service (bf16 needs bf16 units)")
+    parser.add_argument("--reduced", nargs="*", default=default_reduced(),
+                        help="opt-in precisions to measure too, raw and in the service (default: int8, and bf16 "
+                             "where the CPU has bf16 units)")
+    parser.add_argument("--redis-url", help="the stack's Redis, to count its CPU (default: the stack started here)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -225,7 +264,7 @@ def main() -> None:
         stack = Stack.on_synthetic_data(Path(tempfile.mkdtemp(prefix="bench-predict-")),
                                         workers=[Worker("train", "train"), Worker("predict", "predict")])
         stack.start(timeout_s=120)
-        args.url, args.data_dir = stack.url, stack.data_dir
+        args.url, args.data_dir, args.redis_url = stack.url, stack.data_dir, stack.redis_url
     try:
         report = run(args, stack)
     finally:
@@ -241,6 +280,8 @@ def run(args, stack: Stack | None) -> dict:
     meta = client.get(f"/models/{model}").json()
     data_dir = args.data_dir / args.dataset if args.data_dir else None
     clips = request_files(data_dir, 8, args.frames)
+    bodies = encoded(model, clips)
+    cpu = CpuUse(args.url, args.redis_url, local=stack is not None)
     print(f"# model {model}: {args.frames} frames at {args.size} px; torch threads {torch.get_num_threads()}")
 
     config = client.get(f"/jobs/{meta['job_id']}").json()["request"]
@@ -262,16 +303,16 @@ def run(args, stack: Stack | None) -> dict:
     service_runtime = served.get("backend", "torch")
     print(f"# the service runs this model on {service_runtime} ({served})")
 
-    measure_service(args.url, model, clips, 4, 8)  # warm the path
+    measure_service(args.url, bodies, 4, 8)  # warm the path
     service = []
     for c, n in zip(args.concurrency, args.requests):
-        s = measure_service(args.url, model, clips, c, n)
+        s = measure_service(args.url, bodies, c, n, cpu if c == args.concurrency[-1] else None)
         s["ratio"] = s["clips_s"] / best["clips_s"]
         service.append(s)
         extra = ""
         if c == 1:
             runtime = service_runtime if service_runtime in raw_model.predictors else best_runtime
-            s["overhead_ms"] = paired_overhead(raw_model, runtime, args.url, model, clips, n)
+            s["overhead_ms"] = paired_overhead(raw_model, runtime, args.url, bodies, n)
             extra = f"  p50 overhead over raw {runtime} batch-1 + decode (paired) = {s['overhead_ms']:+.1f} ms"
         print(f"concurrency={c:<3} p50={s['p50_ms']:7.1f} ms p95={s['p95_ms']:7.1f} ms p99={s['p99_ms']:7.1f} ms "
               f"clips/s={s['clips_s']:6.2f} ratio={s['ratio']:.2f}{extra}", flush=True)
@@ -279,45 +320,56 @@ def run(args, stack: Stack | None) -> dict:
     memory = {}
     if args.memory_requests:
         memory["rss_before_mb"] = predict_worker_rss(client)
-        measure_service(args.url, model, clips, 32, args.memory_requests)
+        measure_service(args.url, bodies, 32, args.memory_requests)
         time.sleep(6)  # the next heartbeat carries the new figure
         memory["rss_after_mb"] = predict_worker_rss(client)
         print(f"predict worker RSS: {memory['rss_before_mb']} MB before, {memory['rss_after_mb']} MB after "
               f"{args.memory_requests} more predictions")
     if stack:
-        memory["restart"] = first_after_restart(stack, model, clips)
-    reduced = {p: measure_reduced(client, args.url, model, clips, p, raw, args.concurrency[-1], args.requests[-1])
-               for p in raw["reduced"]}
+        memory["restart"] = first_after_restart(stack, bodies)
+    reduced = {p: measure_reduced(client, args.url, model, bodies, p, raw, args.concurrency[-1], args.requests[-1],
+                                  cpu) for p in raw["reduced"]}
     c32 = next((s for s in service if s["concurrency"] == 32), service[-1])
+    columns = {"fp32": c32["cpu_ms"], **{p: r["service"]["cpu_ms"] for p, r in reduced.items()}}
+    print(f"# where a served clip's CPU goes, at c={c32['concurrency']}, from each process's own counters")
+    print(cpu_use.table(columns))
     torch_best = RawModel.best(raw, "torch")["clips_s"] if "torch" in raw["runtimes"] else float("nan")
     print(f"raw torch clips/s: {torch_best:.2f}")
     print(f"raw best clips/s: {best['clips_s']:.2f} ({best_runtime})")
     print(f"service c={c32['concurrency']} clips/s: {c32['clips_s']:.2f}")
     print(f"ratio service/raw_best c={c32['concurrency']}: {c32['clips_s'] / best['clips_s']:.2f}", flush=True)
+    if "int8" in reduced:
+        int8 = reduced["int8"]
+        print(f"raw int8 clips/s: {int8['raw_best_clips_s']:.2f}")
+        print(f"service int8 c={int8['service']['concurrency']} clips/s: {int8['service']['clips_s']:.2f}")
+        print(f"ratio service/raw int8 c={int8['service']['concurrency']}: "
+              f"{int8['service']['clips_s'] / int8['raw_best_clips_s']:.2f}", flush=True)
     return {"model": model, "frames": args.frames, "size": args.size, "raw": raw, "service": service,
             "service_runtime": served, "best_runtime": best_runtime, "reduced": reduced, **memory}
 
 
-def measure_reduced(client: httpx.Client, url: str, model: str, clips: list, precision: str, raw: dict,
-                    concurrency: int, requests: int) -> dict:
+def measure_reduced(client: httpx.Client, url: str, model: str, bodies: list, precision: str, raw: dict,
+                    concurrency: int, requests: int, cpu: CpuUse) -> dict:
     """The service with the model switched to an opt-in precision: speed, and its reported cost."""
     client.patch(f"/models/{model}", json={"inference_precision": precision}).raise_for_status()
     try:
         served = {}
         for _ in range(120):  # the worker quantises and measures it on the first request
-            post(url, model, clips[0])
+            post(url, bodies[0])
             served = next((s for s in client.get(f"/models/{model}").json()["inference"]
                            if s.get("precision") == precision), {})
             if served:
                 break
             time.sleep(1)
-        s = measure_service(url, model, clips, concurrency, requests)
+        measure_service(url, bodies, 4, 8)  # warm the path
+        s = measure_service(url, bodies, concurrency, requests, cpu)
     finally:
         client.patch(f"/models/{model}", json={"inference_precision": "fp32"})
     best = max(raw["reduced"][precision].values(), key=lambda b: b["clips_s"])["clips_s"]
     torch_best = max(raw["runtimes"]["torch"].values(), key=lambda b: b["clips_s"])["clips_s"]
     print(f"# opt-in {precision}: raw openvino {best:.2f} clips/s ({best / torch_best:.2f}x raw torch); service "
-          f"c={concurrency} {s['clips_s']:.2f} clips/s; cost as served: {served.get('cost')}", flush=True)
+          f"c={concurrency} {s['clips_s']:.2f} clips/s, ratio {s['clips_s'] / best:.2f}, p50 {s['p50_ms']:.0f} ms; "
+          f"cost as served: {served.get('cost')}", flush=True)
     return {"raw_best_clips_s": best, "service": s, "served": served}
 
 

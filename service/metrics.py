@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.cpu import meter
 from core.store import Stores
 from core.tasks import QUEUES
 
@@ -39,6 +40,17 @@ class StoreCollector:
         yield from (depth, jobs, workers, serving)
 
 
+class CpuCollector:
+    """The gateway's CPU seconds by stage (core.cpu): what bench_predict divides per clip."""
+
+    def collect(self):
+        family = CounterMetricFamily("fpar_gateway_cpu_seconds", "gateway CPU by stage; `process` is all of it",
+                                     labels=["stage"])
+        for stage, seconds in meter.totals().items():
+            family.add_metric([stage], seconds)
+        yield family
+
+
 class Metrics:
     def __init__(self, stores: Stores):
         self.registry = CollectorRegistry()
@@ -48,6 +60,8 @@ class Metrics:
                                  ["method", "route"], registry=self.registry,
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         self.registry.register(StoreCollector(stores))
+        self.registry.register(CpuCollector())
+        ProcessCollector(registry=self.registry)
 
 
 class MetricsMiddleware:

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.cpu import meter
 from core.settings import Settings
 from fpar_models.data.transforms import eval_view, frame_indices, prepare_flow, scale_shorter, scaled_side
 from service.errors import field_error, problem_response
@@ -77,7 +78,7 @@ def decode(data: bytes, field: str, index: int, name: str | None, mode: str,
     """Decode fully (a truncated file fails here, not later in a worker) and return `view`
     of it: the full-size image exists only inside one of DECODE_SLOTS, gateway-wide."""
     try:
-        with _DECODE_SLOTS:
+        with _DECODE_SLOTS, meter.stage("decode"):
             img = Image.open(io.BytesIO(data))
             img.load()
             return view(img if img.mode == mode else img.convert(mode))
@@ -138,7 +139,7 @@ def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
             order = frame_indices(known, frames, sampling) if known else []
             picks = set(order) if known else None
             kept = {}
-            with _DECODE_SLOTS:
+            with _DECODE_SLOTS, meter.stage("decode"):
                 for i, frame in enumerate(container.decode(vstream)):
                     check_size(frame.width, frame.height, limits, "video", None, None)  # a stream may change size
                     if picks is None or i in picks:

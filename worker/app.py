@@ -22,6 +22,7 @@ from functools import cached_property
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from core.cpu import meter
 from core.settings import Settings, get_settings
 from core.store import Stores
 from core.store.records import JobStatus, WorkerRecord, kind_of
@@ -57,7 +58,7 @@ class WorkerApp(Celery):
 
     def beat(self) -> None:
         record = WorkerRecord(name=self.worker_name, queues=self.queues, pid=os.getpid(), seen=time.time(),
-                              rss_mb=rss_mb(), models=self.models.served())
+                              rss_mb=rss_mb(), models=self.models.served(), cpu=meter.totals())
         self.stores.workers.alive(record)
 
     def reap(self) -> None:

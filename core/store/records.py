@@ -233,6 +233,7 @@ class WorkerRecord(BaseModel):
     seen: float
     rss_mb: float
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cpu: dict[str, float] = Field(default_factory=dict)  # CPU seconds by stage (core.cpu), `process` all of it
 
 
 class Answer(_Hash):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,13 @@ def _serve(conn, graph: str, threads: int, hint: str) -> None:
             inputs = conn.recv()
         except (EOFError, OSError):
             return  # the worker went away
+        start = time.process_time()
         try:
-            conn.send(("ok", infer(compiled, request, inputs)))
+            outputs = infer(compiled, request, inputs)
         except Exception as e:
             conn.send(("error", f"{type(e).__name__}: {e}"))
+        else:
+            conn.send(("ok", (outputs, time.process_time() - start)))
 
 
 class IsolatedEngine:
@@ -59,6 +63,7 @@ class IsolatedEngine:
         self.args = (str(graph), threads, hint)
         self.lock = threading.Lock()
         self.process = None
+        self.child_cpu_s = 0.0  # the child's CPU on the batches it ran (not in the worker's own counters)
         self._start()
 
     def _start(self) -> None:
@@ -87,7 +92,9 @@ class IsolatedEngine:
             status, out = self._receive()
         if status != "ok":
             raise RuntimeError(f"OpenVINO failed: {out}")
-        return out
+        outputs, cpu_s = out
+        self.child_cpu_s += cpu_s
+        return outputs
 
     def close(self) -> None:
         if self.process is not None and self.process.is_alive():

@@ -56,6 +56,11 @@ class Predictor:
     def needs_flow(self) -> bool:
         return self.config.uses_flow
 
+    @property
+    def cpu_elsewhere_s(self) -> float:
+        """CPU seconds the model spent outside this process (an isolated runtime's child)."""
+        return getattr(self.engine, "child_cpu_s", 0.0)
+
     def predict_frames(self, frames: list, *, top_k: int = 5, explain: bool = False) -> dict:
         """Frames (PIL images or paths) of any size and count, in temporal order -> answer."""
         images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
+from core.cpu import meter
 from core.store.models import ModelRegistry
 from core.store.records import TERMINAL, JobKind, ModelRecord, PredictOptions, new_id
 from service import idempotency, uploads
@@ -53,24 +54,29 @@ def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: Mo
 
     job_id = new_id(JobKind.predict)
     options = PredictOptions(model=meta.id, top_k=top_k, explain=explain)
-    fp = idempotency.fingerprint(options.model_dump(exclude_none=True), *(d for files in uploaded.values()
-                                                                          for _, d in files))
-    prior = idempotency.claim(slots, jobs, JobKind.predict, idempotency_key, fp, job_id, settings.predict_ttl_s)
-    if prior is None:
-        try:
-            answer = enqueue_prediction(jobs, queue, settings, job_id, options, arrays, response)
-        except Exception:
-            idempotency.release(slots, JobKind.predict, idempotency_key)
-            raise
-        if wait <= 0:
-            return answer
-    job_id = prior or job_id
-    jobs.wait_done(job_id, wait)
-    job = accepted(jobs, job_id, response)
+    with meter.stage("submit"):
+        prior = None
+        if idempotency_key is not None:  # the fingerprint hashes every uploaded byte: only when it is needed
+            fp = idempotency.fingerprint(options.model_dump(exclude_none=True),
+                                         *(d for files in uploaded.values() for _, d in files))
+            prior = idempotency.claim(slots, jobs, JobKind.predict, idempotency_key, fp, job_id,
+                                      settings.predict_ttl_s)
+        if prior is None:
+            try:  # answered as accepted only when it is not waited for: the wait answers it again
+                answer = enqueue_prediction(jobs, queue, settings, job_id, options, arrays,
+                                            response if wait <= 0 else None)
+            except Exception:
+                idempotency.release(slots, JobKind.predict, idempotency_key)
+                raise
+            if wait <= 0:
+                return answer
+    with meter.stage("answer"):
+        job_id = prior or job_id
+        jobs.wait_done(job_id, wait)
+        job = accepted(jobs, job_id, response)
     if wait > 0 and job.status in TERMINAL:  # wait=0 is a promise to answer 202, however fast the worker
         response.status_code = 200
     return job
-
 
 def default_model(models: ModelRegistry, carried: set[str]) -> ModelRecord | None:
     """The newest model that takes what the request carries (frames -> an RGB model, frames

@@ -6,6 +6,7 @@ import logging
 import time
 
 from core import tasks
+from core.cpu import meter
 from core.frames import unpack
 from core.store.records import JobKind, JobStatus
 from fpar_models.serving import Clip
@@ -18,10 +19,11 @@ EXPIRED = {"type": "invalid_input", "message": "the uploaded frames expired befo
 
 @app.task(name=tasks.PREDICT)
 def predict_job(job_id: str) -> None:
-    if not claimed(job_id):
-        return
-    model_id = jobs().predict_options(job_id)[0].model
-    batch = [job_id] + gather(model_id, job_id)
+    with meter.stage("claim"):
+        if not claimed(job_id):
+            return
+        model_id = jobs().predict_options(job_id)[0].model
+        batch = [job_id] + gather(model_id, job_id)
     with running(*batch):
         run_predictions(model_id, batch)
 
@@ -44,21 +46,26 @@ def gather(model_id: str, own_id: str) -> list[str]:
 
 def run_predictions(model_id: str, job_ids: list[str]) -> None:
     batch, clips = [], []
-    stopped = jobs().cancels_requested(*job_ids)
-    for job_id, blob, options in zip(job_ids, jobs().get_frames(*job_ids), jobs().predict_options(*job_ids)):
-        if job_id in stopped:  # cancelled while it waited for its batch
-            jobs().finish(job_id, JobStatus.cancelled)
-        elif blob is None or options is None:
-            jobs().finish(job_id, JobStatus.failed, error=EXPIRED)
-        else:
-            arrays = unpack(blob)
-            clips.append(Clip(arrays.get("rgb"), arrays.get("flow"), options.top_k, options.explain))
-            batch.append(job_id)
+    with meter.stage("fetch"):
+        stopped = jobs().cancels_requested(*job_ids)
+        for job_id, blob, options in zip(job_ids, jobs().get_frames(*job_ids), jobs().predict_options(*job_ids)):
+            if job_id in stopped:  # cancelled while it waited for its batch
+                jobs().finish(job_id, JobStatus.cancelled)
+            elif blob is None or options is None:
+                jobs().finish(job_id, JobStatus.failed, error=EXPIRED)
+            else:
+                arrays = unpack(blob)
+                clips.append(Clip(arrays.get("rgb"), arrays.get("flow"), options.top_k, options.explain))
+                batch.append(job_id)
     if not batch:
         return
     try:
         start = time.perf_counter()
-        answers = app.models.get(model_id).predict(clips)
+        predictor = app.models.get(model_id)
+        elsewhere = predictor.cpu_elsewhere_s
+        with meter.stage("model", whole_process=True):
+            answers = predictor.predict(clips)
+        meter.add("model elsewhere", predictor.cpu_elsewhere_s - elsewhere)  # not in this process's own CPU
         log.info("model %s: %d prediction(s) in one batch, %.1f ms", model_id, len(clips),
                  1000 * (time.perf_counter() - start))
     except Exception as e:
@@ -66,9 +73,11 @@ def run_predictions(model_id: str, job_ids: list[str]) -> None:
         for job_id in batch:
             jobs().finish(job_id, JobStatus.failed, error=failure(e))
         return
-    stopped = jobs().cancels_requested(*batch)  # a cancel that came during the batch takes effect at its end
-    for job_id, answer in zip(batch, answers):
-        if job_id in stopped:
-            jobs().finish(job_id, JobStatus.cancelled)
-        else:
-            jobs().finish(job_id, JobStatus.succeeded, result={"model": model_id, **answer}, batch_size=len(batch))
+    with meter.stage("finish"):
+        stopped = jobs().cancels_requested(*batch)  # a cancel that came during the batch takes effect at its end
+        for job_id, answer in zip(batch, answers):
+            if job_id in stopped:
+                jobs().finish(job_id, JobStatus.cancelled)
+            else:
+                jobs().finish(job_id, JobStatus.succeeded, result={"model": model_id, **answer},
+                              batch_size=len(batch))
