@@ -2,7 +2,7 @@
 run, divided by the clips it served, so the figures are CPU-ms per clip and do not move
 with how loaded the machine is.
 
-    gateway   GET /metrics: process_cpu_seconds_total, and fpar_gateway_cpu_seconds by stage
+    gateway   GET /metrics: fpar_gateway_cpu_seconds by stage (`process`: all of it)
     workers   GET /readyz: each predict worker's heartbeat carries its CPU by stage
     redis     INFO cpu (when the benchmark can reach Redis)
     load      this process: the load generator's requests compete with the service on a small machine
@@ -26,7 +26,6 @@ WORKER = {"claim": "worker: claim, gather a batch", "fetch": "worker: read input
 
 @dataclass
 class Reading:
-    at: float
     load: float
     gateway: dict[str, float]
     workers: dict[str, dict[str, float]]
@@ -49,17 +48,12 @@ class CpuUse:
         """Every counter now; the workers' as of their next heartbeat (they beat every 5 s),
         so call it while the stack is idle."""
         workers = self._workers(time.time())
-        return Reading(time.time(), time.process_time(), self._gateway(), workers, self._redis(), self._machine())
+        return Reading(time.process_time(), self._gateway(), workers, self._redis(), self._machine())
 
     def _gateway(self) -> dict[str, float]:
-        out = {}
-        for family in text_string_to_metric_families(self.client.get("/metrics").text):
-            for sample in family.samples:
-                if sample.name == "process_cpu_seconds_total":
-                    out["process"] = sample.value
-                elif sample.name == "fpar_gateway_cpu_seconds_total" and sample.labels["stage"] != "process":
-                    out[sample.labels["stage"]] = sample.value
-        return out
+        return {sample.labels["stage"]: sample.value
+                for family in text_string_to_metric_families(self.client.get("/metrics").text)
+                for sample in family.samples if sample.name == "fpar_gateway_cpu_seconds_total"}
 
     def _workers(self, after: float) -> dict[str, dict[str, float]]:
         deadline = time.monotonic() + 15

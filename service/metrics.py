@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -61,7 +61,6 @@ class Metrics:
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         self.registry.register(StoreCollector(stores))
         self.registry.register(CpuCollector())
-        ProcessCollector(registry=self.registry)
 
 
 class MetricsMiddleware:
