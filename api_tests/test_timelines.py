@@ -198,7 +198,7 @@ def test_a_30_minute_upload_streams_in_and_survives_its_worker_killed(client, st
 def test_a_cancelled_timeline_stops_and_removes_its_upload(client, stack, model, recording):
     with open(recording.path, "rb") as f:
         r = client.post("/timelines", files={"video": ("kitchen.mp4", f, "video/mp4")},
-                        data={"model": model, "stride": "0.05"})
+                        data={"model": model, "stride": "0.01"})
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     wait_for(client, job_id, statuses=("running", "succeeded", "failed", "cancelled"), timeout_s=60)

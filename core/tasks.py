@@ -3,11 +3,13 @@ takes, and the Celery settings both sides use. The gateway sends by name and nev
 imports worker code; the workers register their functions under these names.
 
     fpar.train    (job_id)                       queue train    a training job
-    fpar.predict  (job_id)                       queue predict  a prediction (batched with others)
     fpar.analyse  (key, model_id, kind, video)   queue predict  confusion | cam | heads -> an Answer
     fpar.export   (key, model_id, format)        queue predict  onnx | openvino | torchscript -> an Answer
     fpar.ingest   (job_id)                       queue ingest   an ingest job (several copies share its videos)
     fpar.timeline (job_id)                       queue predict  a timeline job (several copies share its windows)
+
+Predictions are not Celery tasks: JobStore.create queues them in a Redis stream that a
+thread of every predict worker reads in batches (core.store.predictions, worker.predict).
 
 Timelines run on the predict workers, which hold the models loaded and compiled: a chunk
 of windows at a time, so predictions queued meanwhile are not kept waiting behind an hour
@@ -19,9 +21,8 @@ from celery import Celery
 
 from core.store.records import JobKind
 
-TRAIN, PREDICT, ANALYSE, EXPORT, INGEST = "fpar.train", "fpar.predict", "fpar.analyse", "fpar.export", "fpar.ingest"
-TIMELINE = "fpar.timeline"
-JOB_TASKS = {JobKind.train: TRAIN, JobKind.predict: PREDICT, JobKind.ingest: INGEST, JobKind.timeline: TIMELINE}
+TRAIN, ANALYSE, EXPORT, INGEST, TIMELINE = "fpar.train", "fpar.analyse", "fpar.export", "fpar.ingest", "fpar.timeline"
+JOB_TASKS = {JobKind.train: TRAIN, JobKind.ingest: INGEST, JobKind.timeline: TIMELINE}
 QUEUE_OF = {JobKind.train: "train", JobKind.predict: "predict", JobKind.ingest: "ingest", JobKind.timeline: "predict"}
 QUEUES = tuple(dict.fromkeys(QUEUE_OF.values()))
 

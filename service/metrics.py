@@ -19,14 +19,16 @@ class StoreCollector:
         self.stores = stores
 
     def collect(self):
-        depth = GaugeMetricFamily("fpar_queue_depth", "messages waiting in each Celery queue", labels=["queue"])
+        depth = GaugeMetricFamily("fpar_queue_depth", "work waiting in each queue (Celery's list; on `predict` "
+                                  "the predictions' stream too)", labels=["queue"])
         jobs = GaugeMetricFamily("fpar_jobs", "jobs by kind and state", labels=["kind", "status"])
         workers = GaugeMetricFamily("fpar_workers_alive", "workers that sent a heartbeat recently")
         serving = GaugeMetricFamily("fpar_model_inference", "1 per model a predict worker has loaded, labelled "
                                     "with the runtime serving it", labels=["worker", "model", "backend", "verified"])
         try:
             for queue in QUEUES:
-                depth.add_metric([queue], self.stores.client.llen(queue))  # Celery's list of the queue
+                streamed = self.stores.predictions.depth() if queue == "predict" else 0
+                depth.add_metric([queue], self.stores.client.llen(queue) + streamed)
             for (kind, status), n in self.stores.jobs.counts().items():
                 jobs.add_metric([kind, status], n)
             alive = self.stores.workers.live()

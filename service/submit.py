@@ -10,7 +10,6 @@ from core.frames import pack
 from core.settings import Settings
 from core.store.jobs import JobStore
 from core.store.records import JobKind, PredictOptions
-from core.tasks import TaskQueue
 from service.checks import check_queue_room
 from service.schemas import JobOut
 
@@ -20,13 +19,10 @@ def accepted(jobs: JobStore, job_id: str, response: Response) -> JobOut:
     return JobOut.from_record(jobs.get(job_id))
 
 
-def enqueue_prediction(jobs: JobStore, queue: TaskQueue, settings: Settings, job_id: str, options: PredictOptions,
+def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options: PredictOptions,
                        arrays: dict[str, np.ndarray], response: Response | None) -> JobOut | None:
-    """Store the prepared inputs, write the job, answer it as accepted (when a response is
-    given), send it."""
+    """Write the job with its prepared inputs into the predict queue (one transaction:
+    no task to send) and answer it as accepted, when a response is given."""
     check_queue_room(jobs, settings, JobKind.predict)
-    jobs.put_frames(job_id, pack(arrays))
-    jobs.create(JobKind.predict, options.model_dump(exclude_none=True), job_id=job_id)
-    answer = accepted(jobs, job_id, response) if response is not None else None
-    queue.send(JobKind.predict, job_id)
-    return answer
+    jobs.create(JobKind.predict, options.model_dump(exclude_none=True), job_id=job_id, frames=pack(arrays))
+    return accepted(jobs, job_id, response) if response is not None else None

@@ -8,6 +8,7 @@ import redis
 
 from core.store import Stores, keys
 from core.store.experiments import experiment_status as status
+from core.store.jobs import Ending
 from core.store.records import JobKind, JobStatus
 from service.idempotency import claim as idem_claim
 from service.idempotency import fingerprint
@@ -120,12 +121,52 @@ def test_waiters_all_wake_and_the_token_expires(store):
     assert 0 < store.r.ttl(keys.job(job).done) <= 120
 
 
-def test_pending_predictions_are_taken_oldest_first(store):
-    ids = [store.create("predict", {"model": "m1"}) for _ in range(3)]
-    store.create("predict", {"model": "m2"})
-    assert store.take_pending("m1", 2) == ids[:2]
-    assert store.take_pending("m1", 5) == ids[2:]
-    assert store.take_pending("m1", 5) == []
+def test_predictions_are_queued_with_their_frames_read_once_in_batches_and_settled(stores):
+    store, queue = stores.jobs, stores.predictions
+    queue.join()
+    queue.join()  # a second worker joining the group is no error
+    request = {"model": "m1", "top_k": 5, "explain": False}
+    ids = [store.create("predict", request, frames=f"clip{i}".encode()) for i in range(3)]
+    first = queue.read("w1", 2, None)
+    assert [job for _, job in first] == ids[:2]
+    assert [job for _, job in queue.read("w2", 5, None)] == ids[2:]  # another reader gets the rest
+    assert queue.read("w1", 5, None) == [] and queue.depth() == 3
+    inputs = store.prediction_inputs(*ids[:2])
+    assert [(i.frames, i.options.model, i.cancel) for i in inputs] == [(b"clip0", "m1", False), (b"clip1", "m1", False)]
+    pipe = store.r.pipeline()
+    queue.settle(pipe, [entry for entry, _ in first])
+    pipe.execute()
+    assert queue.depth() == 1
+
+
+def test_entries_a_dead_reader_left_are_taken_over_and_claims_tell_what_to_run(stores):
+    store, queue = stores.jobs, stores.predictions
+    queue.join()
+    done, fresh = store.create("predict", {"model": "m"}), store.create("predict", {"model": "m"})
+    queue.read("dead", 5, None)
+    assert store.claim_many([done], "dead", heartbeat_timeout_s=30) == ["ok"]
+    store.finish_many([Ending(done, JobStatus.succeeded, {"top_k": []}, batch_size=1)])
+    time.sleep(0.05)
+    taken = queue.take_over("alive", idle_ms=20)
+    assert [job for _, job in taken] == [done, fresh]
+    assert store.claim_many([done, fresh, "pr_missing"], "alive", heartbeat_timeout_s=30) == \
+        ["succeeded", "ok", "missing"]
+    assert store.get(done).batch_size == 1 and store.r.exists(keys.job(done).frames) == 0  # frames go at the end
+    queue.add(fresh)  # the reaper's resend: a second entry, which a claim will refuse to run twice
+    assert store.claim_many([fresh], "alive", heartbeat_timeout_s=30) == ["running"]
+
+
+def test_a_batch_ends_in_one_pipeline_even_after_redis_forgot_the_scripts(store):
+    ids = [store.create("predict", {"model": "m"}) for _ in range(3)]
+    assert store.claim_many(ids, "w", heartbeat_timeout_s=30) == ["ok"] * 3
+    store.r.script_flush()  # as after a Redis restart
+    endings = [Ending(ids[0], JobStatus.succeeded, {"a": 1}), Ending(ids[1], JobStatus.failed, error={"m": "x"}),
+               Ending(ids[2], JobStatus.cancelled)]
+    assert store.finish_many(endings, after=lambda pipe: pipe.incr("after")) == ["ok"] * 3
+    assert store.r.get("after") == b"1"  # what comes after the scripts (acks, say) ran once, with them
+    assert store.r.lrange(keys.job(ids[0]).done, 0, -1) == [b"succeeded"]
+    assert [store.get(i).status for i in ids] == ["succeeded", "failed", "cancelled"]
+    assert store.get(ids[0]).result == {"a": 1} and store.get(ids[1]).error == {"m": "x"}
 
 
 def test_idempotency_key(stores):

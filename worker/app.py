@@ -25,13 +25,12 @@ from celery.signals import worker_ready, worker_shutdown
 from core.cpu import meter
 from core.settings import Settings, get_settings
 from core.store import Stores
-from core.store.records import JobStatus, WorkerRecord, kind_of
+from core.store.records import JobKind, JobStatus, WorkerRecord, kind_of
 from core.tasks import CELERY_CONFIG, TaskQueue
 from worker.model_cache import ModelCache
 
 log = logging.getLogger("fpar.worker")
-TASK_MODULES = ["worker.tasks.train", "worker.tasks.predict", "worker.tasks.answers", "worker.tasks.ingest",
-                "worker.tasks.timeline"]
+TASK_MODULES = ["worker.tasks.train", "worker.tasks.answers", "worker.tasks.ingest", "worker.tasks.timeline"]
 
 
 class WorkerApp(Celery):
@@ -42,6 +41,7 @@ class WorkerApp(Celery):
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"  # the worker's name once it is ready
         self.queues: list[str] = []
         self.stopping = threading.Event()
+        self.batcher = None  # predict workers: the thread that runs predictions (worker.batcher)
 
     @cached_property
     def stores(self) -> Stores:
@@ -66,7 +66,10 @@ class WorkerApp(Celery):
             outcome = self.stores.jobs.reap(job_id, self.settings.heartbeat_timeout_s, self.settings.max_attempts)
             if outcome == "requeued":
                 log.warning("job %s lost its worker: requeued", job_id)
-                self.requeue.send(kind_of(job_id), job_id)
+                if kind_of(job_id) == JobKind.predict:
+                    self.stores.predictions.add(job_id)
+                else:
+                    self.requeue.send(kind_of(job_id), job_id)
             elif outcome == JobStatus.failed:
                 log.warning("job %s lost its worker too often: failed", job_id)
 
@@ -101,7 +104,10 @@ def _started(sender=None, **_) -> None:
     log.info("worker %s: queues %s, device %s, torch threads %d", app.worker_name, app.queues,
              app.models.compute.device, torch.get_num_threads())
     if "predict" in app.queues:
+        from worker.batcher import Batcher  # it needs the app made
+
         app.models.preload()
+        app.batcher = Batcher().start()
     app.beat()
     app.every(5, app.beat)
     app.every(5, app.reap)
@@ -110,6 +116,8 @@ def _started(sender=None, **_) -> None:
 @worker_shutdown.connect
 def _stopping(**_) -> None:
     app.stopping.set()
+    if app.batcher is not None:
+        app.batcher.stop(timeout_s=30)
     try:  # leave /readyz at once rather than when the heartbeat expires
         app.stores.workers.gone(app.worker_name)
     except Exception:

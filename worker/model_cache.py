@@ -22,6 +22,9 @@ class ModelCache:
         self._compute = compute
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._lock = threading.Lock()
+        # one model call at a time in the process: the batcher's thread and a Celery task
+        # (a timeline, an analysis) may both want one, and a runtime may not be thread-safe
+        self.exclusive = threading.Lock()
 
     @property
     def compute(self) -> Compute:

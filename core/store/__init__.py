@@ -16,6 +16,7 @@ from core.store.experiments import ExperimentStore
 from core.store.idempotency import IdempotencyStore
 from core.store.jobs import JobStore
 from core.store.models import ModelRegistry
+from core.store.predictions import PredictQueue
 from core.store.shares import Shares
 from core.store.workers import WorkerRegistry
 
@@ -38,12 +39,13 @@ class Stores:
     workers: WorkerRegistry
     datasets: DatasetStore
     shares: Shares
+    predictions: PredictQueue
 
     @classmethod
     def over(cls, client: redis.Redis, *, predict_ttl_s: int = 3600) -> Stores:
         return cls(client, JobStore(client, predict_ttl_s=predict_ttl_s), ModelRegistry(client),
                    ExperimentStore(client), AnswerStore(client), IdempotencyStore(client), WorkerRegistry(client),
-                   DatasetStore(client), Shares(client))
+                   DatasetStore(client), Shares(client), PredictQueue(client))
 
     @classmethod
     def connect(cls, url: str, *, predict_ttl_s: int = 3600, socket_timeout_s: float = 90) -> Stores:

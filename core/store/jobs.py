@@ -1,5 +1,6 @@
 """The job store: jobs, their metrics rows (a timeline's window rows and picture), their end
-tokens, a prediction's frames and the batcher's pending lists (key layout: core.store.keys).
+tokens, a prediction's frames and its entry in the predict queue (key layout: core.store.keys;
+reading the queue: core.store.predictions).
 
 Status changes are the Lua scripts of core.store.transitions, so they are atomic and only
 go forward. Used by the gateway and the workers alike.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -17,6 +18,22 @@ from core.store.records import TERMINAL, JobKind, JobRecord, JobStatus, PredictO
 from core.store.transitions import CANCEL, CLAIM, REAP, TRANSITION
 
 DONE_TTL_S = 120  # end-of-job tokens only need to outlive the waiters
+
+
+class Ending(NamedTuple):
+    """How a running job ends (JobStore.finish_many)."""
+    job_id: str
+    status: JobStatus
+    result: dict | None = None
+    error: dict | None = None
+    batch_size: int | None = None
+
+
+class PredictionInputs(NamedTuple):
+    job_id: str
+    options: PredictOptions | None  # None: the job expired
+    frames: bytes | None            # core.frames; None: expired
+    cancel: bool
 
 
 class JobStore:
@@ -31,12 +48,24 @@ class JobStore:
     def _run(self, script, job_id: str, *args: Any) -> str:
         return script(keys=[keys.job(job_id).record], args=[keys.INDEX, job_id, *args]).decode()
 
+    def _run_many(self, script, calls: list[tuple[str, list[Any]]], after=None) -> list[str]:
+        """One script over many jobs in one round trip, `after(pipe)` adding more commands to
+        it. (redis-py checks first that Redis has the script, loading it after a restart:
+        the commands after it must not run when it could not.)"""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id, args in calls:
+            script(keys=[keys.job(job_id).record], args=[keys.INDEX, job_id, *args], client=pipe)
+        if after is not None:
+            after(pipe)
+        return [o.decode() for o in pipe.execute()[:len(calls)]]
+
     # -- a job's life -------------------------------------------------------------------
     def create(self, kind: JobKind, request: dict[str, Any], *, warnings: list[str] | None = None,
-               job_id: str | None = None, experiment: str | None = None) -> str:
+               job_id: str | None = None, experiment: str | None = None, frames: bytes | None = None) -> str:
         """Write the job as `queued` and index it. Done before the task is sent, so a
         worker (or a client polling) never meets an unknown id. `experiment` names the
-        experiment a training job belongs to."""
+        experiment a training job belongs to. A prediction is queued here too, with its
+        prepared `frames` (core.frames), in the same transaction: there is no task to send."""
         job_id = job_id or new_id(kind)
         now = time.time()
         key = keys.job(job_id).record
@@ -47,9 +76,8 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         if kind == JobKind.predict:
             pipe.expire(key, self.predict_ttl)
-            pending = keys.pending(request["model"])  # where a batching worker finds companions
-            pipe.rpush(pending, job_id)
-            pipe.expire(pending, self.predict_ttl)
+            pipe.set(keys.job(job_id).frames, frames or b"", ex=self.predict_ttl)
+            pipe.xadd(keys.PREDICTIONS, {"job": job_id})
         for index in ("all", f"kind:{kind}", f"status:{JobStatus.queued}", f"{kind}:{JobStatus.queued}"):
             pipe.zadd(keys.index(index), {job_id: now})
         pipe.execute()
@@ -75,12 +103,16 @@ class JobStore:
 
     def claim(self, job_id: str, worker: str, heartbeat_timeout_s: float) -> str:
         """'ok' (now ours), 'cancelled' (asked to stop while no worker held it), or why not."""
+        return self.claim_many([job_id], worker, heartbeat_timeout_s)[0]
+
+    def claim_many(self, job_ids: list[str], worker: str, heartbeat_timeout_s: float) -> list[str]:
+        """claim() for each job, in one round trip."""
         now = time.time()
-        outcome = self._run(self._claim, job_id, now, now - heartbeat_timeout_s, worker)
-        if outcome == "stopped":  # it ended here
-            self._ended(job_id, JobStatus.cancelled)
-            return JobStatus.cancelled
-        return outcome
+        outcomes = self._run_many(self._claim, [(i, [now, now - heartbeat_timeout_s, worker]) for i in job_ids])
+        for job_id, outcome in zip(job_ids, outcomes):
+            if outcome == "stopped":  # it ended here
+                self._ended(job_id, JobStatus.cancelled)
+        return [JobStatus.cancelled if o == "stopped" else o for o in outcomes]
 
     def heartbeat(self, job_id: str) -> None:
         self.r.hset(keys.job(job_id).record, "heartbeat", time.time())
@@ -108,10 +140,23 @@ class JobStore:
 
     def finish(self, job_id: str, status: JobStatus, *, result: dict | None = None, error: dict | None = None,
                batch_size: int | None = None) -> str:
-        outcome = self.transition(job_id, status, (JobStatus.running,), finished_at=time.time(), result=result,
-                                  error=error, batch_size=batch_size)
-        self._ended(job_id, status)
-        return outcome
+        return self.finish_many([Ending(job_id, status, result, error, batch_size)])[0]
+
+    def finish_many(self, endings: list[Ending], after=None) -> list[str]:
+        """End running jobs, each as its Ending says, in one round trip (`after(pipe)` adds
+        to it: acking the queue entries, say)."""
+        now = time.time()
+        calls = []
+        for e in endings:
+            pairs = JobRecord.hash_fields(finished_at=now, result=e.result, error=e.error, batch_size=e.batch_size)
+            calls.append((e.job_id, [e.status, JobStatus.running, *(x for pair in pairs.items() for x in pair)]))
+
+        def and_then(pipe):
+            for e in endings:
+                self._end_into(pipe, e.job_id, e.status)
+            if after is not None:
+                after(pipe)
+        return self._run_many(self._transition, calls, and_then)
 
     def reap(self, job_id: str, heartbeat_timeout_s: float, max_attempts: int) -> str:
         now = time.time()
@@ -123,13 +168,17 @@ class JobStore:
         return outcome
 
     def _ended(self, job_id: str, status: JobStatus) -> None:
+        pipe = self.r.pipeline()
+        self._end_into(pipe, job_id, status)
+        pipe.execute()
+
+    def _end_into(self, pipe: redis.client.Pipeline, job_id: str, status: JobStatus) -> None:
         """Wake the job's waiters; a prediction's record starts to expire, its frames go."""
-        job, pipe = keys.job(job_id), self.r.pipeline()
+        job = keys.job(job_id)
         tokens.push(pipe, job.done, status, DONE_TTL_S)
         if kind_of(job_id) == JobKind.predict:
             pipe.expire(job.record, self.predict_ttl)
             pipe.delete(job.frames)
-        pipe.execute()
 
     def wait_done(self, job_id: str, timeout_s: float) -> None:
         """Block until the job ends or the timeout passes. The end token is put back
@@ -191,9 +240,6 @@ class JobStore:
             pipe.hget(keys.job(job_id).record, "request")
         return [json.loads(raw) if raw else None for raw in pipe.execute()]
 
-    def predict_options(self, *job_ids: str) -> list[PredictOptions | None]:
-        return [PredictOptions.model_validate(r) if r is not None else None for r in self.requests(*job_ids)]
-
     def active_requests(self) -> list[tuple[str, dict[str, Any]]]:
         """(id, request) of every queued or running job."""
         ids = [i.decode() for s in (JobStatus.queued, JobStatus.running)
@@ -233,15 +279,16 @@ class JobStore:
                 pipe.zrem(keys.job_index(kind, status), *ids)
         pipe.execute()
 
-    # -- a prediction's inputs and the batcher ------------------------------------------------
-    def put_frames(self, job_id: str, data: bytes) -> None:
-        self.r.set(keys.job(job_id).frames, data, ex=self.predict_ttl)
-
-    def get_frames(self, *job_ids: str) -> list[bytes | None]:
-        return self.r.mget([keys.job(i).frames for i in job_ids])
-
-    def take_pending(self, model_id: str, count: int) -> list[str]:
-        """Up to `count` ids of predict jobs for this model, oldest first (some may have
-        been run already by their own task: claiming them tells)."""
-        ids = self.r.lpop(keys.pending(model_id), count) if count > 0 else None
-        return [i.decode() for i in ids or []]
+    # -- a prediction's inputs -----------------------------------------------------------------
+    def prediction_inputs(self, *job_ids: str) -> list[PredictionInputs]:
+        """Each prediction's options, frames (None once expired) and cancel flag, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id).record, "request", "cancel")
+            pipe.get(keys.job(job_id).frames)
+        out = pipe.execute()
+        inputs = []
+        for job_id, (request, cancel), frames in zip(job_ids, out[::2], out[1::2]):
+            options = PredictOptions.model_validate_json(request) if request else None
+            inputs.append(PredictionInputs(job_id, options, frames or None, cancel == b"1"))
+        return inputs

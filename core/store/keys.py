@@ -9,7 +9,7 @@
     fpar:job:{id}:windows      list    a timeline's window rows, as its chunks are done (any order)
     fpar:job:{id}:picture      string  a timeline's PNG, drawn when it succeeds
     fpar:frames:{id}           string  a predict job's prepared frames (core.frames; expires)
-    fpar:pending:{model}       list    predict job ids waiting for that model, for the batcher
+    fpar:predictions           stream  predict job ids, queued; the predict workers read it as one group
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
     fpar:model:{id}            string  a registered model (records.ModelRecord, JSON)
     fpar:idx:models            zset    model ids by creation time
@@ -21,7 +21,8 @@
     fpar:answer:{key}:done     list    a token pushed when the answer is in
     fpar:idem:{kind}:{key}     string  an Idempotency-Key's first job (records.IdempotencySlot)
     fpar:dataset:{name}        hash    a dataset name taken by an ingest job (records.DatasetRecord)
-    train, predict, ingest     lists   Celery's queues (kombu's keys, named by the queue)
+    train, predict, ingest     lists   Celery's queues (kombu's keys, named by the queue; predictions are not
+                                       sent through Celery)
 
 The status-changing Lua scripts (core.store.transitions) take INDEX as an argument and build the
 status index names from it, so this module is still the only one that spells a key.
@@ -67,9 +68,8 @@ def job_index(kind: str | None, status: str | None) -> str:
     return index(f"kind:{kind}" if kind else f"status:{status}" if status else "all")
 
 
-def pending(model_id: str) -> str:
-    """The predictions waiting for a model, for the batcher."""
-    return f"{PREFIX}pending:{model_id}"
+PREDICTIONS = f"{PREFIX}predictions"  # the predict queue (core.store.predictions)
+PREDICTORS = "predict"                # its consumer group: every predict worker
 
 
 def model(model_id: str) -> str:

@@ -20,7 +20,7 @@ from core.store.jobs import JobStore
 from core.store.records import JobKind, JobRecord, JobStatus, ModelRecord, PredictOptions, new_id
 from service import oip, uploads
 from service.checks import ready_workers
-from service.deps import JobsDep, ModelDep, QueueDep, SettingsDep, WorkersDep
+from service.deps import JobsDep, ModelDep, SettingsDep, WorkersDep
 from service.errors import Problem, field_error
 from service.submit import enqueue_prediction
 
@@ -64,13 +64,13 @@ def model_ready(model: ModelDep, workers: WorkersDep) -> dict:
 @router.post("/models/{model_id}/infer", summary="Inference: JSON tensors, or the binary tensor data extension",
              responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
                               "description": "probabilities, JSON or binary as asked for"}})
-async def infer(model: ModelDep, request: Request, settings: SettingsDep, jobs: JobsDep, queue: QueueDep,
+async def infer(model: ModelDep, request: Request, settings: SettingsDep, jobs: JobsDep,
                 inference_header_content_length: Annotated[str | None, Header()] = None) -> Response:
     parsed = oip.parse(await request.body(), inference_header_content_length)
     arrays = prepare(model, parsed.tensors, settings)
     job_id = new_id(JobKind.predict)
     options = PredictOptions(model=model.id, top_k=len(model.classes), explain=False, protocol="v2")
-    enqueue_prediction(jobs, queue, settings, job_id, options, arrays, None)
+    enqueue_prediction(jobs, settings, job_id, options, arrays, None)
     job = await wait(jobs, job_id, settings.max_wait_s)
     probabilities = np.zeros((1, len(model.classes)), np.float32)
     for row in job.result["top_k"]:

@@ -10,7 +10,7 @@ from core.cpu import meter
 from core.store.models import ModelRegistry
 from core.store.records import TERMINAL, JobKind, ModelRecord, PredictOptions, new_id
 from service import idempotency, uploads
-from service.deps import IdempotencyDep, JobsDep, ModelsDep, QueueDep, SettingsDep, unknown_model
+from service.deps import IdempotencyDep, JobsDep, ModelsDep, SettingsDep, unknown_model
 from service.errors import Problem, field_error
 from service.schemas import JobOut
 from service.submit import accepted, enqueue_prediction
@@ -24,7 +24,6 @@ INPUT_NAMES = {"rgb": "frames", "flow": "flow images (flow_x, flow_y)"}
              responses={200: {"model": JobOut, "description": "the job finished within `wait`"}},
              summary="Queue a prediction on frames (images in temporal order) or one video")
 def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: IdempotencyDep,
-            queue: QueueDep,
             frames: Annotated[list[UploadFile] | None, File(description="PNG/JPEG frames, in temporal order")] = None,
             video: Annotated[UploadFile | None, File(description="one video file")] = None,
             flow_x: Annotated[list[UploadFile] | None, File(description="flow models: x-flow images")] = None,
@@ -63,7 +62,7 @@ def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: Mo
                                       settings.predict_ttl_s)
         if prior is None:
             try:  # answered as accepted only when it is not waited for: the wait answers it again
-                answer = enqueue_prediction(jobs, queue, settings, job_id, options, arrays,
+                answer = enqueue_prediction(jobs, settings, job_id, options, arrays,
                                             response if wait <= 0 else None)
             except Exception:
                 idempotency.release(slots, JobKind.predict, idempotency_key)

@@ -36,7 +36,8 @@ def export_model(key: str, model_id: str, fmt: str) -> None:
 def answer(key: str, what: str, compute: Callable[[], tuple[str, bytes]]) -> None:
     answers = app.stores.answers
     try:
-        media, body = compute()
+        with app.models.exclusive:  # the batcher's thread waits meanwhile, as predictions did behind a task
+            media, body = compute()
     except NoPicture as e:
         answers.fail(key, 404, str(e))
     except (LookupError, DatasetError, FileNotFoundError) as e:

@@ -123,7 +123,8 @@ class Timeline:
 
     def classify(self, batch: list[tuple[int, dict]]) -> list[dict]:
         top_k = self.plan.options.top_k
-        probs, _ = self.predictor.run([Clip(a.get("rgb"), a.get("flow"), top_k) for _, a in batch])
+        with app.models.exclusive:
+            probs, _ = self.predictor.run([Clip(a.get("rgb"), a.get("flow"), top_k) for _, a in batch])
         return [{"index": i, "start": self.spans[i][0], "end": self.spans[i][1],
                  "top_k": self.predictor.ranked(p, top_k), "p": [round(float(x), 4) for x in p]}
                 for (i, _), p in zip(batch, probs)]

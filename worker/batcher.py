@@ -1,0 +1,141 @@
+"""Predictions, read from the predict queue (core.store.predictions) by a thread of every
+predict worker, a batch at a time: concurrent requests for one model share one forward
+pass (dynamic batching), and each step of a batch (claim, fetch, end) is one Redis round
+trip for all its clips, with no Celery message per clip.
+
+The worker's Celery tasks (timelines, analyses, exports) run beside this thread and take
+turns with it on the models (ModelCache.exclusive)."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+import redis
+
+from core.cpu import meter
+from core.frames import unpack
+from core.store.jobs import Ending
+from core.store.records import JobKind, JobStatus
+from fpar_models.serving import Clip
+from worker.app import app
+from worker.jobs import failure, jobs, running
+
+log = logging.getLogger("fpar.worker")
+EXPIRED = {"type": "invalid_input", "message": "the uploaded frames expired before a worker got to them"}
+READ_BLOCK_MS = 1000   # how long a read waits for work: also how soon the thread sees a shutdown
+TAKE_OVER_EVERY_S = 5  # how often to look for entries a dead worker had read
+Entries = list[tuple[bytes, str]]  # (stream entry, job id)
+
+
+class Batcher:
+    def __init__(self):
+        self.queue, self.settings = app.stores.predictions, app.settings
+        self.looked = 0.0
+        self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
+
+    def start(self) -> Batcher:
+        self.queue.join()
+        self.thread.start()
+        return self
+
+    def stop(self, timeout_s: float) -> None:
+        """Let the batch in hand end (app.stopping is set): its jobs need no reaper."""
+        self.thread.join(timeout_s)
+
+    def run(self) -> None:
+        while not app.stopping.is_set():
+            try:
+                self.step()
+            except redis.ResponseError as e:
+                if "NOGROUP" not in str(e):  # Redis came back without the group: join again
+                    log.exception("the batcher failed")
+                self.rejoin()
+            except Exception:  # Redis restarting, say: what was read and not settled is read again
+                log.warning("the batcher failed; retrying", exc_info=True)
+                app.stopping.wait(0.5)
+
+    def rejoin(self) -> None:
+        try:
+            self.queue.join()
+        except redis.RedisError:
+            app.stopping.wait(0.5)
+
+    def step(self) -> None:
+        cap = self.settings.predict_max_batch
+        if time.monotonic() - self.looked > TAKE_OVER_EVERY_S:
+            self.looked = time.monotonic()
+            left = self.queue.take_over(app.worker_name, int(self.settings.heartbeat_timeout_s * 1000))
+            for first in range(0, len(left), cap):
+                self.serve(left[first:first + cap])
+        entries = self.queue.read(app.worker_name, cap, READ_BLOCK_MS)
+        if entries:
+            self.serve(self.companions(entries))
+
+    def companions(self, entries: Entries) -> Entries:
+        """Read more, up to FPAR_PREDICT_MAX_BATCH, for up to FPAR_PREDICT_MAX_WAIT_MS, but
+        only while other predictions are queued: a request that is alone runs at once."""
+        cap = self.settings.predict_max_batch
+        deadline = time.monotonic() + self.settings.predict_max_wait_ms / 1000
+        while len(entries) < cap and time.monotonic() < deadline and \
+                jobs().queued_count(JobKind.predict) > len(entries):
+            entries += self.queue.read(app.worker_name, cap - len(entries), None) or []
+            time.sleep(0.001)
+        return entries
+
+    def serve(self, entries: Entries) -> None:
+        """Claim, run and end the jobs of these entries; then settle the entries, also those
+        of jobs not to run here (ended, or running elsewhere)."""
+        ids = [job_id for _, job_id in entries]
+        with meter.stage("claim"):
+            outcomes = jobs().claim_many(ids, app.worker_name, self.settings.heartbeat_timeout_s)
+        mine = [job_id for job_id, outcome in zip(ids, outcomes) if outcome == "ok"]
+
+        def settle(pipe):
+            self.queue.settle(pipe, [entry for entry, _ in entries])
+        if not mine:
+            pipe = app.stores.client.pipeline(transaction=False)
+            settle(pipe)
+            pipe.execute()
+            return
+        with running(*mine):
+            endings = self.predict(mine)
+            with meter.stage("finish"):
+                jobs().finish_many(endings, after=settle)
+
+    def predict(self, job_ids: list[str]) -> list[Ending]:
+        """How each job ends: its answer, its error, or cancelled (asked before or while it ran)."""
+        endings, groups = [], defaultdict(list)
+        with meter.stage("fetch"):
+            for inputs in jobs().prediction_inputs(*job_ids):
+                if inputs.cancel:
+                    endings.append(Ending(inputs.job_id, JobStatus.cancelled))
+                elif inputs.frames is None or inputs.options is None:
+                    endings.append(Ending(inputs.job_id, JobStatus.failed, error=EXPIRED))
+                else:
+                    arrays, options = unpack(inputs.frames), inputs.options
+                    clip = Clip(arrays.get("rgb"), arrays.get("flow"), options.top_k, options.explain)
+                    groups[options.model].append((inputs.job_id, clip))
+        for model_id, batch in groups.items():
+            endings += run_model(model_id, batch)
+        stopped = jobs().cancels_requested(*(e.job_id for e in endings if e.status == JobStatus.succeeded))
+        return [Ending(e.job_id, JobStatus.cancelled) if e.job_id in stopped else e for e in endings]
+
+
+def run_model(model_id: str, batch: list[tuple[str, Clip]]) -> list[Ending]:
+    try:
+        start = time.perf_counter()
+        with app.models.exclusive:
+            predictor = app.models.get(model_id)
+            elsewhere = predictor.cpu_elsewhere_s
+            with meter.stage("model", whole_process=True):
+                answers = predictor.predict([clip for _, clip in batch])
+            meter.add("model elsewhere", predictor.cpu_elsewhere_s - elsewhere)  # not in this process's own CPU
+        log.info("model %s: %d prediction(s) in one batch, %.1f ms", model_id, len(batch),
+                 1000 * (time.perf_counter() - start))
+    except Exception as e:
+        log.exception("predictions %s failed", [job_id for job_id, _ in batch])
+        return [Ending(job_id, JobStatus.failed, error=failure(e)) for job_id, _ in batch]
+    return [Ending(job_id, JobStatus.succeeded, {"model": model_id, **answer}, batch_size=len(batch))
+            for (job_id, _), answer in zip(batch, answers)]
