@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 from fastapi import Response
 
-from core.frames import pack
+from core.frames import FrameSpool
 from core.settings import Settings
 from core.store.jobs import JobStore
 from core.store.records import JobKind, PredictOptions
 from service.checks import check_queue_room
+from service.errors import Problem
 from service.schemas import JobOut
 
 
@@ -21,8 +22,18 @@ def accepted(jobs: JobStore, job_id: str, response: Response) -> JobOut:
 
 def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options: PredictOptions,
                        arrays: dict[str, np.ndarray], response: Response | None) -> JobOut | None:
-    """Write the job with its prepared inputs into the predict queue (one transaction:
-    no task to send) and answer it as accepted, when a response is given."""
+    """Spool the prepared inputs, then write the job into the predict queue (one
+    transaction: no task to send), and answer it as accepted when a response is given."""
     check_queue_room(jobs, settings, JobKind.predict)
-    jobs.create(JobKind.predict, options.model_dump(exclude_none=True), job_id=job_id, frames=pack(arrays))
+    spool = FrameSpool(settings.data_dir)
+    try:
+        spool.put(job_id, arrays)
+    except OSError as e:  # a full or read-only data volume: the service cannot take predictions now
+        raise Problem(503, f"the frames could not be spooled ({e.strerror or e}): try again later",
+                      kind="unavailable", headers={"Retry-After": "30"}) from None
+    try:
+        jobs.create(JobKind.predict, options.model_dump(exclude_none=True), job_id=job_id)
+    except Exception:
+        spool.remove(job_id)
+        raise
     return accepted(jobs, job_id, response) if response is not None else None

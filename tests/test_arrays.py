@@ -1,7 +1,10 @@
+import os
+import time
+
 import numpy as np
 import pytest
 
-from core.frames import pack, unpack
+from core.frames import FrameSpool, pack, unpack
 
 
 def test_frames_round_trip_without_pickle():
@@ -14,3 +17,21 @@ def test_frames_round_trip_without_pickle():
 def test_only_uint8_is_accepted():
     with pytest.raises(ValueError, match="dtype"):
         unpack(pack({"rgb": np.zeros((2, 2), dtype=np.float64)}))
+
+
+def test_the_frame_spool_writes_whole_files_and_sweeps_what_was_left(tmp_path):
+    spool = FrameSpool(tmp_path)
+    rgb = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    spool.put("pr_1", {"rgb": rgb})
+    spool.put("pr_2", {"rgb": rgb[::-1]})  # not contiguous: written as it reads
+    assert np.array_equal(spool.get("pr_1")["rgb"], rgb) and np.array_equal(spool.get("pr_2")["rgb"], rgb[::-1])
+    assert sorted(p.name for p in (tmp_path / ".frames").iterdir()) == ["pr_1", "pr_2"]  # no .part left
+    spool.remove("pr_1", "pr_missing")
+    assert spool.get("pr_1") is None
+    (tmp_path / ".frames" / "pr_3.part").write_bytes(b"half")  # a gateway that died mid-write
+    old = time.time() - 100
+    for name in ("pr_2", "pr_3.part"):
+        os.utime(tmp_path / ".frames" / name, (old, old))
+    spool.put("pr_4", {"rgb": rgb})
+    assert spool.sweep(older_than_s=50) == 2 and [p.name for p in (tmp_path / ".frames").iterdir()] == ["pr_4"]
+    assert FrameSpool(tmp_path / "nowhere").sweep(1) == 0

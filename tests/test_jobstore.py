@@ -121,18 +121,20 @@ def test_waiters_all_wake_and_the_token_expires(store):
     assert 0 < store.r.ttl(keys.job(job).done) <= 120
 
 
-def test_predictions_are_queued_with_their_frames_read_once_in_batches_and_settled(stores):
+def test_predictions_are_queued_with_their_jobs_read_once_in_batches_and_settled(stores):
     store, queue = stores.jobs, stores.predictions
     queue.join()
     queue.join()  # a second worker joining the group is no error
     request = {"model": "m1", "top_k": 5, "explain": False}
-    ids = [store.create("predict", request, frames=f"clip{i}".encode()) for i in range(3)]
+    ids = [store.create("predict", request) for _ in range(3)]
     first = queue.read("w1", 2, None)
     assert [job for _, job in first] == ids[:2]
     assert [job for _, job in queue.read("w2", 5, None)] == ids[2:]  # another reader gets the rest
     assert queue.read("w1", 5, None) == [] and queue.depth() == 3
-    inputs = store.prediction_inputs(*ids[:2])
-    assert [(i.frames, i.options.model, i.cancel) for i in inputs] == [(b"clip0", "m1", False), (b"clip1", "m1", False)]
+    store.cancel(ids[1])
+    asked = store.prediction_requests(*ids[:2], "pr_missing")
+    assert [(a.options and a.options.model, a.cancel) for a in asked] == [("m1", False), ("m1", False), (None, False)]
+    assert store.get(ids[1]).status == "cancelled"  # queued: it ended at once; its entry is still read
     pipe = store.r.pipeline()
     queue.settle(pipe, [entry for entry, _ in first])
     pipe.execute()
@@ -151,7 +153,7 @@ def test_entries_a_dead_reader_left_are_taken_over_and_claims_tell_what_to_run(s
     assert [job for _, job in taken] == [done, fresh]
     assert store.claim_many([done, fresh, "pr_missing"], "alive", heartbeat_timeout_s=30) == \
         ["succeeded", "ok", "missing"]
-    assert store.get(done).batch_size == 1 and store.r.exists(keys.job(done).frames) == 0  # frames go at the end
+    assert store.get(done).batch_size == 1
     queue.add(fresh)  # the reaper's resend: a second entry, which a claim will refuse to run twice
     assert store.claim_many([fresh], "alive", heartbeat_timeout_s=30) == ["running"]
 

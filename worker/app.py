@@ -23,6 +23,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from core.cpu import meter
+from core.frames import FrameSpool
 from core.settings import Settings, get_settings
 from core.store import Stores
 from core.store.records import JobKind, JobStatus, WorkerRecord, kind_of
@@ -60,6 +61,12 @@ class WorkerApp(Celery):
         record = WorkerRecord(name=self.worker_name, queues=self.queues, pid=os.getpid(), seen=time.time(),
                               rss_mb=rss_mb(), models=self.models.served(), cpu=meter.totals())
         self.stores.workers.alive(record)
+
+    def sweep(self) -> None:
+        """Frames no job will read any more: their prediction expired, or never was made."""
+        gone = FrameSpool(self.settings.data_dir).sweep(self.settings.predict_ttl_s)
+        if gone:
+            log.info("%d expired prediction frame file(s) removed", gone)
 
     def reap(self) -> None:
         for job_id in self.stores.jobs.running_ids():
@@ -111,6 +118,7 @@ def _started(sender=None, **_) -> None:
     app.beat()
     app.every(5, app.beat)
     app.every(5, app.reap)
+    app.every(60, app.sweep)
 
 
 @worker_shutdown.connect

@@ -15,9 +15,9 @@ from collections import defaultdict
 import redis
 
 from core.cpu import meter
-from core.frames import unpack
+from core.frames import FrameSpool
 from core.store.jobs import Ending
-from core.store.records import JobKind, JobStatus
+from core.store.records import TERMINAL, JobKind, JobStatus
 from fpar_models.serving import Clip
 from worker.app import app
 from worker.jobs import failure, jobs, running
@@ -32,6 +32,7 @@ Entries = list[tuple[bytes, str]]  # (stream entry, job id)
 class Batcher:
     def __init__(self):
         self.queue, self.settings = app.stores.predictions, app.settings
+        self.spool = FrameSpool(app.settings.data_dir)
         self.looked = 0.0
         self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
 
@@ -86,37 +87,40 @@ class Batcher:
 
     def serve(self, entries: Entries) -> None:
         """Claim, run and end the jobs of these entries; then settle the entries, also those
-        of jobs not to run here (ended, or running elsewhere)."""
+        of jobs not to run here (ended, or running elsewhere), and remove the frames of every
+        job that has ended."""
         ids = [job_id for _, job_id in entries]
         with meter.stage("claim"):
             outcomes = jobs().claim_many(ids, app.worker_name, self.settings.heartbeat_timeout_s)
         mine = [job_id for job_id, outcome in zip(ids, outcomes) if outcome == "ok"]
+        ended = [job_id for job_id, outcome in zip(ids, outcomes) if outcome in TERMINAL or outcome == "missing"]
 
         def settle(pipe):
             self.queue.settle(pipe, [entry for entry, _ in entries])
-        if not mine:
+        if mine:
+            with running(*mine):
+                endings = self.predict(mine)
+                with meter.stage("finish"):
+                    jobs().finish_many(endings, after=settle)
+        else:
             pipe = app.stores.client.pipeline(transaction=False)
             settle(pipe)
             pipe.execute()
-            return
-        with running(*mine):
-            endings = self.predict(mine)
-            with meter.stage("finish"):
-                jobs().finish_many(endings, after=settle)
+        self.spool.remove(*mine, *ended)
 
     def predict(self, job_ids: list[str]) -> list[Ending]:
         """How each job ends: its answer, its error, or cancelled (asked before or while it ran)."""
         endings, groups = [], defaultdict(list)
         with meter.stage("fetch"):
-            for inputs in jobs().prediction_inputs(*job_ids):
-                if inputs.cancel:
-                    endings.append(Ending(inputs.job_id, JobStatus.cancelled))
-                elif inputs.frames is None or inputs.options is None:
-                    endings.append(Ending(inputs.job_id, JobStatus.failed, error=EXPIRED))
+            for asked in jobs().prediction_requests(*job_ids):
+                arrays = None if asked.cancel or asked.options is None else self.spool.get(asked.job_id)
+                if asked.cancel:
+                    endings.append(Ending(asked.job_id, JobStatus.cancelled))
+                elif arrays is None:
+                    endings.append(Ending(asked.job_id, JobStatus.failed, error=EXPIRED))
                 else:
-                    arrays, options = unpack(inputs.frames), inputs.options
-                    clip = Clip(arrays.get("rgb"), arrays.get("flow"), options.top_k, options.explain)
-                    groups[options.model].append((inputs.job_id, clip))
+                    clip = Clip(arrays.get("rgb"), arrays.get("flow"), asked.options.top_k, asked.options.explain)
+                    groups[asked.options.model].append((asked.job_id, clip))
         for model_id, batch in groups.items():
             endings += run_model(model_id, batch)
         stopped = jobs().cancels_requested(*(e.job_id for e in endings if e.status == JobStatus.succeeded))

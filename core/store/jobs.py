@@ -1,6 +1,6 @@
 """The job store: jobs, their metrics rows (a timeline's window rows and picture), their end
-tokens, a prediction's frames and its entry in the predict queue (key layout: core.store.keys;
-reading the queue: core.store.predictions).
+tokens, and a prediction's entry in the predict queue (key layout: core.store.keys; reading
+the queue: core.store.predictions; a prediction's frames: core.frames).
 
 Status changes are the Lua scripts of core.store.transitions, so they are atomic and only
 go forward. Used by the gateway and the workers alike.
@@ -29,10 +29,9 @@ class Ending(NamedTuple):
     batch_size: int | None = None
 
 
-class PredictionInputs(NamedTuple):
+class PredictionRequest(NamedTuple):
     job_id: str
     options: PredictOptions | None  # None: the job expired
-    frames: bytes | None            # core.frames; None: expired
     cancel: bool
 
 
@@ -61,11 +60,11 @@ class JobStore:
 
     # -- a job's life -------------------------------------------------------------------
     def create(self, kind: JobKind, request: dict[str, Any], *, warnings: list[str] | None = None,
-               job_id: str | None = None, experiment: str | None = None, frames: bytes | None = None) -> str:
+               job_id: str | None = None, experiment: str | None = None) -> str:
         """Write the job as `queued` and index it. Done before the task is sent, so a
         worker (or a client polling) never meets an unknown id. `experiment` names the
-        experiment a training job belongs to. A prediction is queued here too, with its
-        prepared `frames` (core.frames), in the same transaction: there is no task to send."""
+        experiment a training job belongs to. A prediction is queued here too, in the same
+        transaction: there is no task to send (its frames are in the spool, core.frames)."""
         job_id = job_id or new_id(kind)
         now = time.time()
         key = keys.job(job_id).record
@@ -76,7 +75,6 @@ class JobStore:
         pipe.hset(key, mapping=fields)
         if kind == JobKind.predict:
             pipe.expire(key, self.predict_ttl)
-            pipe.set(keys.job(job_id).frames, frames or b"", ex=self.predict_ttl)
             pipe.xadd(keys.PREDICTIONS, {"job": job_id})
         for index in ("all", f"kind:{kind}", f"status:{JobStatus.queued}", f"{kind}:{JobStatus.queued}"):
             pipe.zadd(keys.index(index), {job_id: now})
@@ -173,12 +171,11 @@ class JobStore:
         pipe.execute()
 
     def _end_into(self, pipe: redis.client.Pipeline, job_id: str, status: JobStatus) -> None:
-        """Wake the job's waiters; a prediction's record starts to expire, its frames go."""
+        """Wake the job's waiters; a prediction's record starts to expire."""
         job = keys.job(job_id)
         tokens.push(pipe, job.done, status, DONE_TTL_S)
         if kind_of(job_id) == JobKind.predict:
             pipe.expire(job.record, self.predict_ttl)
-            pipe.delete(job.frames)
 
     def wait_done(self, job_id: str, timeout_s: float) -> None:
         """Block until the job ends or the timeout passes. The end token is put back
@@ -279,16 +276,11 @@ class JobStore:
                 pipe.zrem(keys.job_index(kind, status), *ids)
         pipe.execute()
 
-    # -- a prediction's inputs -----------------------------------------------------------------
-    def prediction_inputs(self, *job_ids: str) -> list[PredictionInputs]:
-        """Each prediction's options, frames (None once expired) and cancel flag, in one round trip."""
+    # -- predictions --------------------------------------------------------------------------
+    def prediction_requests(self, *job_ids: str) -> list[PredictionRequest]:
+        """Each prediction's options and cancel flag, in one round trip."""
         pipe = self.r.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hmget(keys.job(job_id).record, "request", "cancel")
-            pipe.get(keys.job(job_id).frames)
-        out = pipe.execute()
-        inputs = []
-        for job_id, (request, cancel), frames in zip(job_ids, out[::2], out[1::2]):
-            options = PredictOptions.model_validate_json(request) if request else None
-            inputs.append(PredictionInputs(job_id, options, frames or None, cancel == b"1"))
-        return inputs
+        return [PredictionRequest(job_id, PredictOptions.model_validate_json(request) if request else None,
+                                  cancel == b"1") for job_id, (request, cancel) in zip(job_ids, pipe.execute())]

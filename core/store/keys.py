@@ -8,7 +8,6 @@
                                        chunk of windows; expires)
     fpar:job:{id}:windows      list    a timeline's window rows, as its chunks are done (any order)
     fpar:job:{id}:picture      string  a timeline's PNG, drawn when it succeeds
-    fpar:frames:{id}           string  a predict job's prepared frames (core.frames; expires)
     fpar:predictions           stream  predict job ids, queued; the predict workers read it as one group
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
     fpar:model:{id}            string  a registered model (records.ModelRecord, JSON)
@@ -39,7 +38,6 @@ class JobKeys(NamedTuple):
     record: str   # the JobRecord hash
     metrics: str  # its epoch rows
     done: str     # its end token
-    frames: str   # a prediction's inputs
     items: str    # the shares done (an ingest's videos, a timeline's chunks)
     windows: str  # a timeline's window rows
     picture: str  # a timeline's PNG
@@ -47,8 +45,8 @@ class JobKeys(NamedTuple):
 
 def job(job_id: str) -> JobKeys:
     record = f"{PREFIX}job:{job_id}"
-    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{PREFIX}frames:{job_id}", f"{record}:items",
-                   f"{record}:windows", f"{record}:picture")
+    return JobKeys(record, f"{record}:metrics", f"{record}:done", f"{record}:items", f"{record}:windows",
+                   f"{record}:picture")
 
 
 def lease(job_id: str, item: int) -> str:
