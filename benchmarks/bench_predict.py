@@ -380,7 +380,7 @@ def measure_reduced(client: httpx.Client, url: str, model: str, bodies: list, pr
     finally:
         client.patch(f"/models/{model}", json={"inference_precision": "fp32"})
     best = raw_model.around(raw, "reduced", precision)
-    torch_best = max(raw["runtimes"]["torch"].values(), key=lambda b: b["clips_s"])["clips_s"]
+    torch_best = RawModel.best(raw, "torch")["clips_s"] if "torch" in raw["runtimes"] else float("nan")
     print(f"# opt-in {precision}: raw openvino {best:.2f} clips/s ({best / torch_best:.2f}x raw torch); service "
           f"c={concurrency} {s['clips_s']:.2f} clips/s, ratio {s['clips_s'] / best:.2f}, p50 {s['p50_ms']:.0f} ms; "
           f"cost as served: {served.get('cost')}", flush=True)
