@@ -31,7 +31,8 @@ from core.tasks import CELERY_CONFIG, TaskQueue
 from worker.model_cache import ModelCache
 
 log = logging.getLogger("fpar.worker")
-TASK_MODULES = ["worker.tasks.train", "worker.tasks.answers", "worker.tasks.ingest", "worker.tasks.timeline"]
+TASK_MODULES = ["worker.tasks.train", "worker.tasks.answers", "worker.tasks.ingest", "worker.tasks.timeline",
+                "worker.batcher"]  # (no task: it starts its thread once the worker is ready)
 
 
 class WorkerApp(Celery):
@@ -111,10 +112,7 @@ def _started(sender=None, **_) -> None:
     log.info("worker %s: queues %s, device %s, torch threads %d", app.worker_name, app.queues,
              app.models.compute.device, torch.get_num_threads())
     if "predict" in app.queues:
-        from worker.batcher import Batcher  # it needs the app made
-
-        app.models.preload()
-        app.batcher = Batcher().start()
+        app.models.preload()  # before worker.batcher starts taking predictions (it is told next)
     app.beat()
     app.every(5, app.beat)
     app.every(5, app.reap)

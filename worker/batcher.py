@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 
 import redis
+from celery.signals import worker_ready
 
 from core.cpu import meter
 from core.frames import FrameSpool
@@ -125,6 +126,14 @@ class Batcher:
             endings += run_model(model_id, batch)
         stopped = jobs().cancels_requested(*(e.job_id for e in endings if e.status == JobStatus.succeeded))
         return [Ending(e.job_id, JobStatus.cancelled) if e.job_id in stopped else e for e in endings]
+
+
+@worker_ready.connect
+def _start(**_) -> None:
+    """On a predict worker, once worker.app has loaded the newest models (its receiver was
+    connected first, so it runs first)."""
+    if "predict" in app.queues:
+        app.batcher = Batcher().start()
 
 
 def run_model(model_id: str, batch: list[tuple[str, Clip]]) -> list[Ending]:
