@@ -30,6 +30,17 @@ def wait_for(client: httpx.Client, job_id: str, statuses=("succeeded", "failed",
         time.sleep(0.2)
 
 
+def until(predicate, timeout_s: float, what: str, every_s: float = 0.25):
+    """predicate()'s first true value, polled; an AssertionError naming `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"{what} within {timeout_s} s")
+
+
 def frames_of(stack: Stack, user="S2", action="lift_cup", video="1", count=None) -> list:
     folder = stack.data_dir / "synthetic" / "processed_frames2" / user / action / video / "rgb"
     paths = sorted(folder.glob("*.png"))[:count]

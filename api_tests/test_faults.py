@@ -9,7 +9,7 @@ import httpx
 
 from launcher.stack import Worker
 
-from stack_helpers import frames_of, tiny_train, wait_for
+from stack_helpers import frames_of, tiny_train, until, wait_for
 
 PROBLEM = "application/problem+json"
 
@@ -19,32 +19,22 @@ def _workers(client) -> dict[str, dict]:
     return {w["name"]: w for w in r.json().get("workers", [])} if r.status_code == 200 else {}
 
 
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"{what} within {timeout_s} s")
-
-
 def test_a_killed_worker_comes_back(client, stack, trained):
     before = _workers(client)
     old_pid = stack.procs["worker-predict"].pid
     stack.kill("worker-predict")
-    _wait(lambda: stack.procs["worker-predict"].pid != old_pid, 10, "the supervisor restarts the worker")
-    _wait(lambda: len(set(_workers(client)) - set(before)) >= 1, 60, "the new worker sends heartbeats")
+    until(lambda: stack.procs["worker-predict"].pid != old_pid, 10, "the supervisor restarts the worker")
+    until(lambda: len(set(_workers(client)) - set(before)) >= 1, 60, "the new worker sends heartbeats")
     r = client.post("/predict", files=frames_of(stack), data={"wait": "30"})
     assert r.status_code == 200 and r.json()["status"] == "succeeded"
 
 
 def test_training_killed_midway_resumes_from_its_last_epoch(client, stack, trained):
     job = client.post("/train", json=tiny_train(epochs=(6, 1))).json()
-    _wait(lambda: len(client.get(f"/jobs/{job['id']}").json()["metrics"]) >= 2, 120, "two epochs done")
+    until(lambda: len(client.get(f"/jobs/{job['id']}").json()["metrics"]) >= 2, 120, "two epochs done")
     stack.remove("worker-train", signal.SIGKILL)  # a crash, and no worker takes the job over yet
     try:  # the reaper notices the silence and releases the job; it stays running, never back to queued
-        waiting = _wait(lambda: (j := client.get(f"/jobs/{job['id']}").json())["awaiting_worker"] and j, 60,
+        waiting = until(lambda: (j := client.get(f"/jobs/{job['id']}").json())["awaiting_worker"] and j, 60,
                         "the reaper releases the job")
         assert waiting["status"] == "running" and waiting["attempts"] == 1, waiting
     finally:
@@ -59,7 +49,7 @@ def test_training_killed_midway_resumes_from_its_last_epoch(client, stack, train
 def test_a_job_that_keeps_killing_its_worker_fails_with_the_reason(client, stack, trained):
     job = client.post("/train", json=tiny_train(epochs=(500, 1))).json()
     for attempt in (1, 2):  # FPAR_MAX_ATTEMPTS is 2 in the test stack
-        _wait(lambda a=attempt: client.get(f"/jobs/{job['id']}").json()["attempts"] == a
+        until(lambda a=attempt: client.get(f"/jobs/{job['id']}").json()["attempts"] == a
               and client.get(f"/jobs/{job['id']}").json()["status"] == "running", 90, f"attempt {attempt} runs")
         stack.kill("worker-train")
     failed = wait_for(client, job["id"], timeout_s=60)
@@ -76,7 +66,7 @@ def test_redis_crash_loses_no_job_and_everything_reconnects(client, stack, train
     if down.status_code != 200:
         assert down.status_code == 503 and down.headers["content-type"] == PROBLEM
         assert "Retry-After" in down.headers
-    _wait(lambda: client.get("/readyz").status_code == 200 and len(_workers(client)) >= 2, 90,
+    until(lambda: client.get("/readyz").status_code == 200 and len(_workers(client)) >= 2, 90,
           "gateway and workers reconnect")
     after = {j["id"]: j["status"] for j in client.get("/jobs", params={"limit": 500}).json()["jobs"]}
     assert jobs.items() <= after.items()
@@ -102,7 +92,7 @@ def test_while_redis_is_down_the_gateway_answers_503(client, stack, trained):
         assert client.get("/healthz").status_code == 200  # liveness does not depend on Redis
     finally:
         stack.procs["redis"] = supervised  # dead: the supervisor restarts it
-    _wait(lambda: client.get("/readyz").status_code == 200 and len(_workers(client)) >= 2, 90, "recovery")
+    until(lambda: client.get("/readyz").status_code == 200 and len(_workers(client)) >= 2, 90, "recovery")
     assert client.get(f"/jobs/{trained['id']}").json()["status"] == "succeeded"
 
 
@@ -110,7 +100,7 @@ def test_gateway_restart_mid_job_loses_nothing(client, stack, trained):
     job = client.post("/train", json=tiny_train(epochs=(3, 1))).json()
     wait_for(client, job["id"], statuses=("running",), timeout_s=60)
     stack.kill("gateway")
-    _wait(lambda: _ok(f"{stack.url}/healthz"), 30, "the gateway is back")
+    until(lambda: _ok(f"{stack.url}/healthz"), 30, "the gateway is back")
     done = wait_for(client, job["id"], timeout_s=180)
     assert done["status"] == "succeeded" and len(done["metrics"]) == 4
 

@@ -1,6 +1,5 @@
 """Load and limits: many concurrent predictions all answered right, a full queue says
 429, Redis memory stays bounded, and Idempotency-Key makes retries safe."""
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -9,7 +8,7 @@ import redis
 
 from launcher import free_port
 
-from stack_helpers import frames_of, tiny_train, wait_for
+from stack_helpers import frames_of, tiny_train, until, wait_for
 
 CLIPS = [("S2", "lift_cup"), ("S2", "lower_ball"), ("S2", "open_box"), ("S4", "close_box")]
 
@@ -76,21 +75,16 @@ def test_redis_memory_stays_bounded(client, stack, trained):
     r = redis.Redis.from_url(stack.redis_url)
     assert 0 < r.ttl(f"fpar:job:{job['id']}") <= 600  # FPAR_PREDICT_TTL_S in the test stack
     spool = stack.data_dir / ".frames"
-    assert _gone(spool / job["id"])  # the frames go as soon as the job ends (the worker removes them after)
+    until(lambda: not (spool / job["id"]).exists(), 5, "the frames go as soon as the job ends", every_s=0.02)
     assert not list(r.scan_iter("fpar:frames:*"))  # and never were in Redis
     assert 0 < r.ttl(f"fpar:job:{job['id']}:done") <= 120
     assert not list(r.scan_iter("celery-task-meta-*"))  # no Celery result backend
     queued = client.post("/predict", files=frames_of(stack)).json()
-    assert wait_for(client, queued["id"])["status"] == "succeeded" and _gone(spool / queued["id"])
+    assert wait_for(client, queued["id"])["status"] == "succeeded"
+    until(lambda: not (spool / queued["id"]).exists(), 5, "a queued prediction's frames gone once it ended",
+          every_s=0.02)
     train_job = r.ttl(f"fpar:job:{trained['id']}")
     assert train_job == -1  # training records are kept: they are the experiment log
-
-
-def _gone(path, timeout_s: float = 5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not path.exists()
 
 
 def test_idempotency_key_returns_the_same_job(client, stack, trained):

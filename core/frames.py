@@ -26,10 +26,6 @@ def header(arrays: dict[str, np.ndarray]) -> bytes:
                       ).encode() + b"\n"
 
 
-def pack(arrays: dict[str, np.ndarray]) -> bytes:
-    return header(arrays) + b"".join(np.ascontiguousarray(a).tobytes() for a in arrays.values())
-
-
 def unpack(blob: bytes) -> dict[str, np.ndarray]:
     head, _, body = blob.partition(b"\n")
     out, offset = {}, 0

@@ -9,7 +9,7 @@ imports worker code; the workers register their functions under these names.
     fpar.timeline (job_id)                       queue predict  a timeline job (several copies share its windows)
 
 Predictions are not Celery tasks: JobStore.create queues them in a Redis stream that a
-thread of every predict worker reads in batches (core.store.predictions, worker.predict).
+thread of every predict worker reads in batches (core.store.predictions, worker.batcher).
 
 Timelines run on the predict workers, which hold the models loaded and compiled: a chunk
 of windows at a time, so predictions queued meanwhile are not kept waiting behind an hour

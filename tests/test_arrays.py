@@ -4,19 +4,21 @@ import time
 import numpy as np
 import pytest
 
-from core.frames import FrameSpool, pack, unpack
+from core.frames import FrameSpool
 
 
-def test_frames_round_trip_without_pickle():
+def test_frames_round_trip_without_pickle(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
     flow = np.arange(2 * 10 * 8 * 8, dtype=np.uint8).reshape(2, 10, 8, 8)
-    back = unpack(pack({"rgb": rgb, "flow": flow}))
+    FrameSpool(tmp_path).put("pr_1", {"rgb": rgb, "flow": flow})
+    back = FrameSpool(tmp_path).get("pr_1")
     assert np.array_equal(back["rgb"], rgb) and np.array_equal(back["flow"], flow)
 
 
-def test_only_uint8_is_accepted():
+def test_only_uint8_is_accepted(tmp_path):
+    FrameSpool(tmp_path).put("pr_1", {"rgb": np.zeros((2, 2), dtype=np.float64)})
     with pytest.raises(ValueError, match="dtype"):
-        unpack(pack({"rgb": np.zeros((2, 2), dtype=np.float64)}))
+        FrameSpool(tmp_path).get("pr_1")
 
 
 def test_the_frame_spool_writes_whole_files_and_sweeps_what_was_left(tmp_path):

@@ -114,10 +114,11 @@ class Batcher:
         endings, groups = [], defaultdict(list)
         with meter.stage("fetch"):
             for asked in jobs().prediction_requests(*job_ids):
-                arrays = None if asked.cancel or asked.options is None else self.spool.get(asked.job_id)
                 if asked.cancel:
                     endings.append(Ending(asked.job_id, JobStatus.cancelled))
-                elif arrays is None:
+                    continue
+                arrays = self.spool.get(asked.job_id) if asked.options is not None else None
+                if arrays is None:
                     endings.append(Ending(asked.job_id, JobStatus.failed, error=EXPIRED))
                 else:
                     clip = Clip(arrays.get("rgb"), arrays.get("flow"), asked.options.top_k, asked.options.explain)

@@ -35,6 +35,11 @@ class PredictionRequest(NamedTuple):
     cancel: bool
 
 
+def transition_args(to: JobStatus, allowed_from: tuple[JobStatus, ...], fields: dict[str, Any]) -> list[Any]:
+    """The TRANSITION script's arguments after the index prefix and the job id."""
+    return [to, " ".join(allowed_from), *(x for pair in JobRecord.hash_fields(**fields).items() for x in pair)]
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, *, predict_ttl_s: int = 3600):
         self.r = client
@@ -96,8 +101,7 @@ class JobStore:
     def transition(self, job_id: str, to: JobStatus, allowed_from: tuple[JobStatus, ...], **fields: Any) -> str:
         """Atomically move a job to `to` if it is in one of `allowed_from`. Returns 'ok',
         'missing' or the job's current status."""
-        pairs = [item for pair in JobRecord.hash_fields(**fields).items() for item in pair]
-        return self._run(self._transition, job_id, to, " ".join(allowed_from), *pairs)
+        return self._run(self._transition, job_id, *transition_args(to, allowed_from, fields))
 
     def claim(self, job_id: str, worker: str, heartbeat_timeout_s: float) -> str:
         """'ok' (now ours), 'cancelled' (asked to stop while no worker held it), or why not."""
@@ -144,10 +148,8 @@ class JobStore:
         """End running jobs, each as its Ending says, in one round trip (`after(pipe)` adds
         to it: acking the queue entries, say)."""
         now = time.time()
-        calls = []
-        for e in endings:
-            pairs = JobRecord.hash_fields(finished_at=now, result=e.result, error=e.error, batch_size=e.batch_size)
-            calls.append((e.job_id, [e.status, JobStatus.running, *(x for pair in pairs.items() for x in pair)]))
+        calls = [(e.job_id, transition_args(e.status, (JobStatus.running,), dict(
+            finished_at=now, result=e.result, error=e.error, batch_size=e.batch_size))) for e in endings]
 
         def and_then(pipe):
             for e in endings:
