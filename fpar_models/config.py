@@ -147,6 +147,8 @@ class StageConfig(BaseModel):
     train: list[Part] = Field(default_factory=lambda: ["convlstm", "classifier"], min_length=1)
     part_lr: dict[Part, Annotated[float, Field(gt=0, le=10)]] = Field(
         default_factory=dict, description="learning rate per part, overriding lr")
+    patience: int | None = Field(None, ge=1, le=10_000, description="early stopping: end the stage after this "
+                                 "many epochs without a better val_acc (its best weights go on); null: all epochs")
 
     @field_validator("milestones")
     @classmethod
@@ -173,6 +175,18 @@ def _dataset_name(v: str) -> str:
         raise ValueError("dataset must be a folder relative to the data directory "
                          "(letters, digits, '.', '_', '-'; no '..', no absolute path)")
     return v
+
+
+class InitFrom(BaseModel):
+    """Start a training after a stage of a trained model: its weights at that stage's end,
+    and the stages up to it as that model trained them."""
+    model_config = _STRICT
+    model: str = Field(min_length=1, max_length=200, description="a registered model id (the trainer's CLI: a "
+                       "model folder or model.pt)")
+    stage: int = Field(ge=1, le=4, description="the run goes on after this stage of the model (1-based)")
+    classes: Literal["keep", "reset"] = Field(
+        "keep", description="keep: the model's classes and classifier (the dataset must have the same classes); "
+        "reset: a new classifier for this dataset's classes (fine-tuning on new data)")
 
 
 def default_rgb_stages() -> list[StageConfig]:
@@ -205,6 +219,11 @@ class TrainConfig(BaseModel):
                                  "bf16/fp16 mixed precision (autocast; fp16 with loss scaling)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     stages: list[StageConfig] = Field(default_factory=default_rgb_stages, min_length=1, max_length=4)
+    init_from: InitFrom | None = Field(None, description="start after a stage of a trained model instead of "
+                                       "training the stages up to it")
+    until_stage: int | None = Field(None, ge=1, le=4, description="train the first N stages only, and publish "
+                                    "stage N's best (an experiment's shared stage; the later stages are its "
+                                    "dependants')")
 
     @classmethod
     def stored(cls, raw: dict[str, Any]) -> TrainConfig:
@@ -240,6 +259,13 @@ class TrainConfig(BaseModel):
                 raise _conflict("TrainConfig", ("stages", i, "train"), "'cam' trains through the "
                                 "attention; with model.attention false it has nothing to learn",
                                 stage.train)
+        trained = self.trained_stages
+        if self.until_stage is not None and self.until_stage > len(self.stages):
+            raise _conflict("TrainConfig", ("until_stage",), f"there are {len(self.stages)} stages",
+                            self.until_stage)
+        if self.init_from is not None and self.init_from.stage >= trained.stop:
+            raise _conflict("TrainConfig", ("init_from", "stage"), f"the run would have no stage left to train: "
+                            f"it has {trained.stop}", self.init_from.stage)
         kinds = {h.kind for h in self.model.heads}
         if kinds and not any("heads" in s.train for s in self.stages):
             raise _conflict("TrainConfig", ("model", "heads"), "heads are configured but no "
@@ -271,6 +297,11 @@ class TrainConfig(BaseModel):
                 f"backbone's initial ({self.pretrained}) weights"
                 for field, arch in (("rgb_model", "egornn"), ("flow_model", "flow"))
                 if not getattr(self.model, field)]
+
+    @property
+    def trained_stages(self) -> range:
+        """The indexes (in `stages`) of the stages this run trains itself."""
+        return range(self.init_from.stage if self.init_from else 0, self.until_stage or len(self.stages))
 
     @property
     def uses_flow(self) -> bool:

@@ -48,6 +48,7 @@ class Cancelled(Exception):
 class Callbacks:
     on_progress: Callable[[dict[str, Any]], None] = lambda progress: None
     on_epoch: Callable[[dict[str, Any]], None] = lambda row: None
+    on_start: Callable[[list[dict[str, Any]]], None] = lambda history: None  # the rows it starts with
     should_stop: Callable[[], bool] = lambda: False
 
 
@@ -59,6 +60,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     classes: list[str]
     warnings: list[str] = field(default_factory=list)
+    early_stops: list[dict[str, int]] = field(default_factory=list)  # the stages `patience` ended early
 
 
 def seed_everything(seed: int) -> None:
@@ -178,19 +180,85 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
     classes = class_names(root)
     loaders = make_loaders(cfg, root, classes, compute)
     seed_everything(cfg.seed)
-    model = build_model(cfg, len(classes), weights_dir=compute.weights_dir)
+    # a run that starts from a trained model builds the same model (the same random numbers
+    # drawn), but needs no ImageNet file: the weights come from that model
+    built = cfg.model_copy(update={"pretrained": "none"}) if cfg.init_from else cfg
+    model = build_model(built, len(classes), weights_dir=compute.weights_dir)
     warnings = load_streams(model, cfg, classes, resolve_model) if cfg.model.arch == "two-stream" else []
     model = compute.prepare(model)
     state, saved = resume(out_dir, cfg, model)
-    if saved is None and cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
+    if saved is None and cfg.init_from:
+        state = start_after(cfg, model, classes, out_dir, resolve_model)
+    elif saved is None and cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
         calibrate_batchnorm(model, loaders.train, compute)
     run = Run(cfg, model, compute, loaders, out_dir, classes, callbacks or Callbacks(), state)
+    run.callbacks.on_start(state["history"])
     first = state["stage"]
-    for index in range(first, len(cfg.stages)):
+    for index in range(first, cfg.trained_stages.stop):
         stage = start_stage(run, index, saved if index == first else None)
         for epoch in range(state["epoch"], stage.config.epochs):
+            if stalled(state, stage.config):
+                state.setdefault("early_stops", []).append(
+                    {"stage": index + 1, "epoch": state["epoch"], "best_epoch": state["best_epoch"]})
+                break
             run.callbacks.on_epoch(run_epoch(run, stage, epoch))
     return finish(run, warnings)
+
+
+def stalled(state: dict[str, Any], stage: StageConfig) -> bool:
+    """Early stopping: `patience` epochs of the stage have passed since its best one.
+    (Checked before an epoch, so a run resumed after the deciding epoch stops too.)"""
+    return stage.patience is not None and state["epoch"] - state.get("best_epoch", state["epoch"]) >= stage.patience
+
+
+def start_after(cfg: TrainConfig, model: nn.Module, classes: list[str], out_dir: Path,
+                resolve: Callable[[str], Path]) -> dict[str, Any]:
+    """`init_from`: the source model's weights at the end of its stage k become this run's
+    stage-k best, which stage k + 1 starts from as it would in one run; with classes
+    "reset" the classifier keeps its new initialisation. Returns the state to start from:
+    stage k + 1, and the source's rows of the stages up to k when it trained on the same
+    data (marked `from_model`), so the run's history is whole."""
+    source, k = cfg.init_from, cfg.init_from.stage
+    weights, source_cfg, metrics = stage_weights(resolve(source.model), k)
+    if source.classes == "reset":
+        fresh = parts_state(model, "classifier")
+        weights = {**{n: w for n, w in weights.items() if n not in fresh}, **fresh}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ValueError(f"init_from: model {source.model} does not fit this config's model: {e}") from None
+    checkpoint.save_atomic(checkpoint.training_file(model, cfg, classes, val_acc=None, stage=k, epoch=None),
+                           stage_best(out_dir, k))
+    same_data = source.classes == "keep" and all(
+        getattr(source_cfg, f) == getattr(cfg, f) for f in ("dataset", "train_users", "val_users"))
+    inherited = [{**row, "from_model": row.get("from_model", source.model)}
+                 for row in metrics.get("history", []) if row["stage"] <= k] if same_data else []
+    return {"stage": k, "epoch": 0, "best": -1.0, "best_epoch": 0, "history": inherited}
+
+
+def stage_weights(model_path: Path, k: int) -> tuple[dict[str, torch.Tensor], TrainConfig, dict[str, Any]]:
+    """A trained model's weights at the end of its stage k (its model file for its last
+    stage, the stage's best checkpoint beside it for an earlier one: a run's folder, a
+    model's in the store), its config and metrics."""
+    ckpt = checkpoint.load(model_path, checkpoint.MODEL_FORMAT)
+    source_cfg = TrainConfig.stored(ckpt["config"])
+    trained = source_cfg.trained_stages
+    if k - 1 not in trained:
+        raise ValueError(f"init_from.stage: {model_path.parent.name} trained stages {trained.start + 1}-"
+                         f"{trained.stop}, not stage {k}")
+    if k == trained.stop:
+        weights = ckpt["state_dict"]
+    else:
+        weights = checkpoint.load(stage_best(model_path.parent, k), checkpoint.TRAINING_FORMAT)["model"]
+    metrics_path = model_path.parent / METRICS
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return weights, source_cfg, metrics
+
+
+def parts_state(model: nn.Module, part: str) -> dict[str, torch.Tensor]:
+    """The state-dict entries of one of the model's parts (its parameters)."""
+    ids = {id(p) for p in model.parts()[part].params}
+    return {name: p.detach().clone() for name, p in model.named_parameters() if id(p) in ids}
 
 
 def resume(out_dir: Path, cfg: TrainConfig, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -217,7 +285,7 @@ def start_stage(run: Run, index: int, saved: dict[str, Any] | None) -> Stage:
     groups, train_modules = configure_stage(run.model, config)
     optimizer, scheduler = make_optimizer(config, groups)
     if saved is None:
-        run.state.update(stage=index, epoch=0, best=-1.0)
+        run.state.update(stage=index, epoch=0, best=-1.0, best_epoch=0)
     else:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -258,7 +326,7 @@ def save_epoch(run: Run, stage: Stage, row: dict[str, Any]) -> None:
     state["history"].append(row)
     state["epoch"] = row["epoch"]
     if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
-        state["best"] = row["val_acc"]
+        state["best"], state["best_epoch"] = row["val_acc"], row["epoch"]
         best = checkpoint.training_file(run.model, run.cfg, run.classes, val_acc=row["val_acc"],
                                         stage=row["stage"], epoch=row["epoch"])  # counted from 1, as in the row
         checkpoint.save_atomic(best, stage_best(run.out_dir, row["stage"]))
@@ -270,7 +338,7 @@ def save_epoch(run: Run, stage: Stage, row: dict[str, Any]) -> None:
 def finish(run: Run, warnings: list[str]) -> TrainResult:
     """The final model is the best of the last stage, as in the papers; its test accuracy
     is measured under the final protocol where that is not the validation's."""
-    best = checkpoint.load(stage_best(run.out_dir, len(run.cfg.stages)), checkpoint.TRAINING_FORMAT)
+    best = checkpoint.load(stage_best(run.out_dir, run.cfg.trained_stages.stop), checkpoint.TRAINING_FORMAT)
     run.model.load_state_dict(best["model"])
     test_acc = best["val_acc"]
     if run.loaders.test is not None:
@@ -278,10 +346,11 @@ def finish(run: Run, warnings: list[str]) -> TrainResult:
     model_path, history = run.out_dir / MODEL, run.state["history"]
     checkpoint.save_atomic(checkpoint.model_file(run.model.cpu(), run.cfg, run.classes, best_val_acc=best["val_acc"],
                                                  test_acc=test_acc), model_path)
+    early_stops = run.state.get("early_stops", [])
     metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": run.classes,
-               "history": history, "warnings": warnings}
+               "history": history, "warnings": warnings, "early_stops": early_stops}
     write_json_atomic(metrics, run.out_dir / METRICS)
-    return TrainResult(model_path, best["val_acc"], test_acc, history, run.classes, warnings)
+    return TrainResult(model_path, best["val_acc"], test_acc, history, run.classes, warnings, early_stops)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -290,12 +359,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding the dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="checkpoints and metrics.json go here")
     parser.add_argument("--model-dir", type=Path, default=Path("models"),
-                        help="two-stream: where model ids in the config are looked up (MODEL_DIR/ID/model.pt)")
+                        help="where the config's model ids (two-stream sources, init_from) are looked up: "
+                        "MODEL_DIR/ID/model.pt")
     args = parser.parse_args(argv)
     cfg = resolve_config(json.loads(args.config.read_text()))
 
     def resolve(ref: str) -> Path:
-        return Path(ref) if Path(ref).is_file() else args.model_dir / ref / MODEL
+        path = Path(ref)
+        return path if path.is_file() else path / MODEL if path.is_dir() else args.model_dir / ref / MODEL
 
     log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
     result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log), resolve_model=resolve)
