@@ -6,10 +6,9 @@ import hashlib
 import json
 import re
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from core.store.idempotency import IdempotencyStore
-from core.store.jobs import JobStore
 from core.store.records import IdempotencySlot
 from service.errors import field_error
 
@@ -24,10 +23,15 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def claim(slots: IdempotencyStore, jobs: JobStore, kind: str, key: str | None, request_fingerprint: str,
+class Records(Protocol):
+    """Where what a request creates is kept: the job store, the experiment store."""
+    def exists(self, record_id: str) -> bool: ...
+
+
+def claim(slots: IdempotencyStore, records: Records, kind: str, key: str | None, request_fingerprint: str,
           job_id: str, ttl_s: int) -> str | None:
-    """None when this request is the first with `key` (go on and create `job_id`), else
-    the id of the job the first one created."""
+    """None when this request is the first with `key` (go on and create `job_id`, a job's
+    or an experiment's id), else the id of the one the first request created."""
     if key is None:
         return None
     if not _KEY.match(key):
@@ -41,7 +45,7 @@ def claim(slots: IdempotencyStore, jobs: JobStore, kind: str, key: str | None, r
         if prior.fingerprint != request_fingerprint:
             raise field_error(["header", "Idempotency-Key"], "already used with a different request")
         deadline = time.monotonic() + 2
-        while jobs.get(prior.job, metrics=False) is None:  # the first request is still creating it
+        while not records.exists(prior.job):  # the first request is still creating it
             if time.monotonic() > deadline:
                 slots.release(kind, key)  # the first attempt died before creating its job
                 break

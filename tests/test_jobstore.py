@@ -188,6 +188,62 @@ def test_an_experiments_status_follows_its_children():
     assert status(["succeeded", "failed"], False) == "succeeded"
     assert status(["failed", "failed"], False) == "failed"
     assert status(["succeeded", "cancelled"], True) == "cancelled"
+    # a shared stage runs while the children it starts wait: the experiment is running
+    assert status(["queued", "queued"], False, ["running"]) == "running"
+    assert status(["failed", "failed"], False, ["succeeded"]) == "failed"  # the children's outcome counts
+
+
+def test_jobs_wait_for_the_job_they_start_from(store):
+    shared = store.create("train", {})
+    child = store.create("train", {}, after=shared)
+    gone = store.create("train", {}, after="tr_none")
+    assert [(j.id, before.id if before else None) for j, before in store.waiting()] == \
+        [(child, shared), (gone, None)]
+    assert store.get(child).after == shared
+    store.unwait(child)
+    assert [j.id for j, _ in store.waiting()] == [gone]
+    assert store.end_queued(gone, "failed", error={"type": "prerequisite_failed"}) == "ok"
+    assert store.get(gone).error == {"type": "prerequisite_failed"} and store.get(gone).finished_at
+    assert store.end_queued(gone, "cancelled") == "failed"  # only a queued job
+    store.r.delete(keys.job(gone).record)
+    assert store.waiting() == []
+    assert store.r.zcard(keys.WAITING) == 0  # a job that is gone leaves the set
+
+
+def test_a_shared_stage_releases_its_dependants_as_it_ended(stores, redis_url):
+    from core.settings import Settings
+    from worker.app import WorkerApp
+
+    app = WorkerApp(Settings(redis_url=redis_url))
+    app.__dict__["stores"] = stores  # this test's Redis database, already flushed
+    jobs = stores.jobs
+    ok, lost, stopped = (jobs.create("train", {}) for _ in range(3))
+    waiting = {name: jobs.create("train", {}, after=before)
+               for name, before in (("ok", ok), ("lost", lost), ("stopped", stopped), ("running", ok))}
+    app.release_waiting()
+    assert jobs.r.llen("train") == 0 and len(jobs.waiting()) == 4  # nothing ended yet: all wait
+    for job_id in (ok, lost):
+        jobs.claim(job_id, "w", heartbeat_timeout_s=30)
+    jobs.finish(ok, "succeeded")
+    jobs.finish(lost, "failed", error={"type": "worker_lost", "message": "the worker died"})
+    jobs.cancel(stopped)
+    app.release_waiting()
+    assert jobs.r.llen("train") == 2  # the two behind the succeeded one are sent (a real Celery message each)
+    assert jobs.get(waiting["ok"]).status == "queued"
+    failed = jobs.get(waiting["lost"])
+    assert failed.status == "failed" and failed.error["type"] == "prerequisite_failed"
+    assert lost in failed.error["message"] and "the worker died" in failed.error["message"]
+    assert jobs.get(waiting["stopped"]).status == "cancelled"
+    assert jobs.waiting() == []
+
+
+def test_epochs_trained_count_the_rows_a_worker_added(store):
+    job = store.create("train", {})
+    store.reset_metrics(job, [{"epoch": 1, "from_model": "m_x"}])  # rows it starts with are not trained
+    store.add_metrics(job, {"epoch": 2})
+    store.add_metrics(job, {"epoch": 3})
+    record = store.get(job)
+    assert record.epochs_trained == 2 and [r["epoch"] for r in record.metrics] == [1, 2, 3]
 
 
 def test_a_dataset_name_is_taken_once(stores):

@@ -6,9 +6,10 @@ the process that touches CUDA is never forked (and DataLoader workers may fork f
 
 The app owns what its tasks share in the process (the stores, the task queue, the model
 cache), each made on first use; the tasks are registered by `include`. Besides its tasks
-every worker runs two threads: a heartbeat (GET /readyz looks for it) and the reaper,
+every worker runs a few threads: a heartbeat (GET /readyz looks for it); the reaper,
 which sends again the jobs whose worker went silent (they stay `running` until the next
-worker claims them), or fails them after FPAR_MAX_ATTEMPTS runs.
+worker claims them), or fails them after FPAR_MAX_ATTEMPTS runs; the release of jobs
+queued behind another; the sweep of expired prediction frames.
 """
 from __future__ import annotations
 
@@ -81,6 +82,27 @@ class WorkerApp(Celery):
             elif outcome == JobStatus.failed:
                 log.warning("job %s lost its worker too often: failed", job_id)
 
+    def release_waiting(self) -> None:
+        """Jobs queued behind another (an experiment's runs behind their shared stage): sent
+        once it succeeded, ended as it ended otherwise. A training that ends calls it, and
+        the reaper's loop too, in case that worker died in between (a task sent twice runs
+        once: its claim)."""
+        jobs = self.stores.jobs
+        for job, before in jobs.waiting():
+            if not job.ended and (before is None or before.ended):
+                if before is not None and before.status == JobStatus.succeeded:
+                    self.requeue.send(job.kind, job.id)
+                elif before is not None and before.status == JobStatus.cancelled:
+                    jobs.cancel(job.id)
+                else:
+                    why = (before.error or {}).get("message", "no reason given") if before else "it was deleted"
+                    jobs.end_queued(job.id, JobStatus.failed, error={
+                        "type": "prerequisite_failed", "message": f"job {job.after}, which this one starts from, "
+                        f"did not succeed: {why}"})
+            elif not job.ended:
+                continue
+            jobs.unwait(job.id)
+
     def every(self, seconds: float, fn) -> None:
         def loop():
             while not self.stopping.wait(seconds):
@@ -116,6 +138,7 @@ def _started(sender=None, **_) -> None:
     app.beat()
     app.every(5, app.beat)
     app.every(5, app.reap)
+    app.every(5, app.release_waiting)
     app.every(60, app.sweep)
 
 

@@ -13,19 +13,24 @@ from core.store.records import (
     ChildState,
     Experiment,
     ExperimentChild,
+    ExperimentCost,
     ExperimentProgress,
     ExperimentRecord,
     JobStatus,
+    SharedStage,
+    SharedState,
 )
 from fpar_models.experiment import summarize
 
 
-def experiment_status(children: list[JobStatus], cancel_requested: bool) -> JobStatus:
-    """queued until a child starts; running until every child ended; then cancelled (if
-    asked), succeeded (at least one child did) or failed."""
-    if all(s == JobStatus.queued for s in children):
+def experiment_status(children: list[JobStatus], cancel_requested: bool,
+                      shared: list[JobStatus] = ()) -> JobStatus:
+    """queued until a job (a child or a shared stage) starts; running until every one
+    ended; then cancelled (if asked), succeeded (at least one child did) or failed."""
+    every = [*children, *shared]
+    if all(s == JobStatus.queued for s in every):
         return JobStatus.cancelled if cancel_requested else JobStatus.queued
-    if not all(s in TERMINAL for s in children):
+    if not all(s in TERMINAL for s in every):
         return JobStatus.running
     if cancel_requested:
         return JobStatus.cancelled
@@ -43,6 +48,9 @@ class ExperimentStore:
         pipe.zadd(keys.EXPERIMENTS, {record.id: record.created_at})
         pipe.execute()
 
+    def exists(self, exp_id: str) -> bool:
+        return bool(self.r.exists(keys.experiment(exp_id)))
+
     def request_cancel(self, exp_id: str) -> None:
         self.r.hset(keys.experiment(exp_id), "cancel", 1)
 
@@ -52,13 +60,20 @@ class ExperimentStore:
             return None
         record = ExperimentRecord.from_hash(raw)
         pipe = self.r.pipeline()
-        for child in record.children:
-            pipe.hmget(keys.job(child.id).record, "status", "result", "finished_at")
-        jobs = [_state(child, *fields) for child, fields in zip(record.children, pipe.execute())]
+        for job in (*record.children, *record.shared):
+            pipe.hmget(keys.job(job.id).record, "status", "result", "finished_at", "epochs_trained", "error")
+        found = pipe.execute()
+        jobs = [_state(child, *fields) for child, fields in zip(record.children, found)]
+        shared = [_shared(share, *fields) for share, fields in zip(record.shared, found[len(jobs):])]
         table = summarize([(j.point, j.best_val_acc if j.status == JobStatus.succeeded else None) for j in jobs])
-        exp = Experiment(**record.model_dump(exclude={"children", "cancel"}), jobs=jobs, table=table,
-                         status=experiment_status([j.status for j in jobs], record.cancel), finished_at=None,
-                         progress=ExperimentProgress(ended=sum(j.status in TERMINAL for j in jobs), total=len(jobs)))
+        statuses = [j.status for j in (*jobs, *shared)]
+        cost = ExperimentCost(naive_epochs=record.naive_epochs, planned_epochs=record.planned_epochs,
+                              trained_epochs=sum(int(fields[3] or 0) for fields in found))
+        exp = Experiment(**record.model_dump(exclude={"children", "shared", "cancel", "naive_epochs",
+                                                      "planned_epochs"}),
+                         jobs=jobs, shared=shared, table=table, cost=cost, finished_at=None,
+                         status=experiment_status([j.status for j in jobs], record.cancel, [j.status for j in shared]),
+                         progress=ExperimentProgress(ended=sum(s in TERMINAL for s in statuses), total=len(statuses)))
         finished = [j.finished_at for j in jobs if j.finished_at]
         if exp.ended and finished:  # it ended when its last child did
             exp.finished_at = max(finished)
@@ -73,8 +88,16 @@ class ExperimentStore:
         return [e for e in page if e], more
 
 
-def _state(child: ExperimentChild, status: bytes | None, result: bytes | None, finished: bytes | None) -> ChildState:
+def _state(child: ExperimentChild, status: bytes | None, result: bytes | None, finished: bytes | None,
+           *_) -> ChildState:
     """A child's state from its job's fields; a job that is gone counts as failed."""
     return ChildState(**child.model_dump(), status=status.decode() if status else JobStatus.failed,
                       best_val_acc=json.loads(result).get("best_val_acc") if result else None,
                       finished_at=float(finished) if finished else None)
+
+
+def _shared(share: SharedStage, status: bytes | None, result: bytes | None, _finished, _epochs,
+            error: bytes | None) -> SharedState:
+    return SharedState(**share.model_dump(), status=status.decode() if status else JobStatus.failed,
+                       best_val_acc=json.loads(result).get("best_val_acc") if result else None,
+                       error=json.loads(error) if error else None)

@@ -65,22 +65,25 @@ class JobStore:
 
     # -- a job's life -------------------------------------------------------------------
     def create(self, kind: JobKind, request: dict[str, Any], *, warnings: list[str] | None = None,
-               job_id: str | None = None, experiment: str | None = None) -> str:
+               job_id: str | None = None, experiment: str | None = None, after: str | None = None) -> str:
         """Write the job as `queued` and index it. Done before the task is sent, so a
         worker (or a client polling) never meets an unknown id. `experiment` names the
-        experiment a training job belongs to. A prediction is queued here too, in the same
-        transaction: there is no task to send (its frames are in the spool, core.frames)."""
+        experiment a training job belongs to; `after`, the job it waits for (its task is
+        sent once that one succeeded: release_waiting). A prediction is queued here too, in
+        the same transaction: there is no task to send (its frames are in the spool, core.frames)."""
         job_id = job_id or new_id(kind)
         now = time.time()
         key = keys.job(job_id).record
         fields = JobRecord.hash_fields(id=job_id, kind=kind, status=JobStatus.queued, created_at=now, score=now,
                                        attempts=0, cancel=False, request=request, warnings=warnings or [],
-                                       experiment=experiment)
+                                       experiment=experiment, after=after)
         pipe = self.r.pipeline()
         pipe.hset(key, mapping=fields)
         if kind == JobKind.predict:
             pipe.expire(key, self.predict_ttl)
             pipe.xadd(keys.PREDICTIONS, {"job": job_id})
+        if after is not None:
+            pipe.zadd(keys.WAITING, {job_id: now})
         for index in ("all", f"kind:{kind}", f"status:{JobStatus.queued}", f"{kind}:{JobStatus.queued}"):
             pipe.zadd(keys.index(index), {job_id: now})
         pipe.execute()
@@ -97,6 +100,9 @@ class JobStore:
             # only with the result: an hour's windows are MBs, and a client polls a running job
             windows = sorted(self.windows_since(job_id, 0), key=lambda w: w["index"])
         return JobRecord.from_hash(raw, metrics=rows, windows=windows)
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.r.hexists(keys.job(job_id).record, "status"))
 
     def transition(self, job_id: str, to: JobStatus, allowed_from: tuple[JobStatus, ...], **fields: Any) -> str:
         """Atomically move a job to `to` if it is in one of `allowed_from`. Returns 'ok',
@@ -158,6 +164,25 @@ class JobStore:
                 after(pipe)
         return self._run_many(self._transition, calls, and_then)
 
+    def end_queued(self, job_id: str, status: JobStatus, error: dict | None = None) -> str:
+        """End a job no worker has claimed (one whose prerequisite failed, say)."""
+        outcome = self.transition(job_id, status, (JobStatus.queued,), finished_at=time.time(), error=error)
+        if outcome == "ok":
+            self._ended(job_id, status)
+        return outcome
+
+    def waiting(self) -> list[tuple[JobRecord, JobRecord | None]]:
+        """Each job waiting for another, with that one (None: it is gone), oldest first."""
+        ids = [i.decode() for i in self.r.zrange(keys.WAITING, 0, -1)]
+        found = [self.get(i, metrics=False) for i in ids]
+        gone = [i for i, job in zip(ids, found) if job is None]
+        if gone:
+            self.unwait(*gone)
+        return [(job, self.get(job.after, metrics=False)) for job in found if job is not None]
+
+    def unwait(self, *job_ids: str) -> None:
+        self.r.zrem(keys.WAITING, *job_ids)
+
     def reap(self, job_id: str, heartbeat_timeout_s: float, max_attempts: int) -> str:
         now = time.time()
         error = json.dumps({"type": "worker_lost", "message": f"the worker running this job stopped "
@@ -188,7 +213,11 @@ class JobStore:
 
     # -- metrics rows ---------------------------------------------------------------------
     def add_metrics(self, job_id: str, row: dict[str, Any]) -> None:
-        self.r.rpush(keys.job(job_id).metrics, json.dumps(row))
+        """An epoch's row, and one more epoch trained."""
+        pipe = self.r.pipeline()
+        pipe.rpush(keys.job(job_id).metrics, json.dumps(row))
+        pipe.hincrby(keys.job(job_id).record, "epochs_trained", 1)
+        pipe.execute()
 
     def metrics_since(self, job_id: str, first: int) -> list[dict[str, Any]]:
         return [json.loads(row) for row in self.r.lrange(keys.job(job_id).metrics, first, -1)]
@@ -204,7 +233,8 @@ class JobStore:
         return self.r.get(keys.job(job_id).picture)
 
     def reset_metrics(self, job_id: str, rows: list[dict[str, Any]]) -> None:
-        """A resumed run restarts from its checkpoint's history: make the job agree."""
+        """A run starts from this history (a resumed run from its checkpoint's, one started
+        from a trained model with that model's rows): make the job agree."""
         pipe, key = self.r.pipeline(), keys.job(job_id).metrics
         pipe.delete(key)
         if rows:

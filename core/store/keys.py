@@ -8,6 +8,7 @@
                                        chunk of windows; expires)
     fpar:job:{id}:windows      list    a timeline's window rows, as its chunks are done (any order)
     fpar:job:{id}:picture      string  a timeline's PNG, drawn when it succeeds
+    fpar:waiting               zset    jobs queued behind another (records.JobRecord.after), by creation time
     fpar:predictions           stream  predict job ids, queued; the predict workers read it as one group
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
     fpar:model:{id}            string  a registered model (records.ModelRecord, JSON)
@@ -66,6 +67,7 @@ def job_index(kind: str | None, status: str | None) -> str:
     return index(f"kind:{kind}" if kind else f"status:{status}" if status else "all")
 
 
+WAITING = f"{PREFIX}waiting"          # jobs whose task is sent once the job they wait for succeeds
 PREDICTIONS = f"{PREFIX}predictions"  # the predict queue (core.store.predictions)
 PREDICTORS = "predict"                # its consumer group: every predict worker
 

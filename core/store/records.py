@@ -98,6 +98,8 @@ class JobRecord(_Hash):
     request: dict[str, Any] = Field(default_factory=dict, description="a TrainConfig, PredictOptions, an IngestJob "
                                     "or a TimelineJob")
     experiment: str | None = Field(None, description="the experiment a training job is a run of")
+    after: str | None = Field(None, description="the job it waits for: queued only once that one succeeded (an "
+                              "experiment's shared stage); failed or cancelled with it")
     warnings: list[str] = Field(default_factory=list)
     # when, and who runs it
     created_at: float
@@ -110,7 +112,10 @@ class JobRecord(_Hash):
     released: bool = Field(False, description="its worker died; its task was sent again")
     # what it did
     progress: dict[str, Any] | None = None
-    metrics: list[dict[str, Any]] | None = Field(None, description="train jobs: one row per epoch")
+    metrics: list[dict[str, Any]] | None = Field(None, description="train jobs: one row per epoch (rows it did "
+                                                 "not train itself, from its init_from model, say so: from_model)")
+    epochs_trained: int = Field(0, description="train jobs: epochs it trained (a rerun after a lost worker counts "
+                                "again the epochs it repeats)")
     windows: list[dict[str, Any]] | None = Field(None, description="timeline jobs: one row per window, in time order")
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = Field(None, description="why it failed: {type, message}")
@@ -174,12 +179,29 @@ class ExperimentChild(BaseModel):
     point: dict[str, Any]
     trial: int
     seed: int
+    after: str | None = Field(None, description="the shared stage it starts from (its job id)")
+
+
+class SharedStage(BaseModel):
+    """A training job of an experiment that trains stages several children agree on, once:
+    they start from its model (init_from) instead of training those stages each."""
+    id: str
+    stages: int = Field(description="it trains the stages up to this one (1-based)")
+    after: str | None = Field(None, description="the shared stage it starts from itself")
+    dependants: list[str] = Field(description="the jobs that start from it")
+
+
+class ExperimentCost(BaseModel):
+    naive_epochs: int = Field(description="what the children would train on their own, every stage")
+    planned_epochs: int = Field(description="with the shared stages trained once")
+    trained_epochs: int = Field(description="trained so far, counted from the workers' epochs (early stops "
+                                "train fewer, a rerun after a lost worker more)")
 
 
 class ExperimentRecord(_Hash):
     """`fpar:exp:{id}`: what was asked for and the children's ids. Their states are not
     copied here: an experiment is read together with its children (Experiment)."""
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("base", "grid", "points", "children")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("base", "grid", "points", "children", "shared")
 
     id: str
     name: str
@@ -189,6 +211,9 @@ class ExperimentRecord(_Hash):
     points: list[dict[str, Any]] = Field(default_factory=list)
     trials: int
     children: list[ExperimentChild]
+    shared: list[SharedStage] = Field(default_factory=list)
+    naive_epochs: int = 0
+    planned_epochs: int = 0
     cancel: bool = False
 
 
@@ -198,8 +223,15 @@ class ChildState(ExperimentChild):
     finished_at: float | None = None
 
 
+class SharedState(SharedStage):
+    status: JobStatus
+    best_val_acc: float | None = None
+    error: dict[str, Any] | None = None
+
+
 class ExperimentProgress(BaseModel):
-    ended: int = Field(description="children that have ended (succeeded, failed or cancelled)")
+    ended: int = Field(description="jobs (children and shared stages) that have ended (succeeded, failed or "
+                       "cancelled)")
     total: int
 
 
@@ -216,8 +248,10 @@ class Experiment(BaseModel):
     points: list[dict[str, Any]]
     trials: int
     jobs: list[ChildState]
+    shared: list[SharedState]
     table: list[dict[str, Any]]
     progress: ExperimentProgress
+    cost: ExperimentCost
 
     @property
     def ended(self) -> bool:
