@@ -41,9 +41,9 @@ def test_an_experiment_and_predictions_survive_workers_killed_every_few_seconds(
     with httpx.Client(base_url=s.url, timeout=120) as c:
         model = wait_for(c, c.post("/train", json=tiny_train(epochs=(1, 1))).json()["id"])["result"]["model"]
         base = {**TINY, "preset": "egornn-attention", "image_size": 32, "stages": [{"epochs": 3}, {"epochs": 2}]}
-        exp = c.post("/experiments", json={"name": "chaos", "base": base, "grid": {"stages.0.lr": [1e-3, 1e-4]},
+        exp = c.post("/experiments", json={"name": "chaos", "base": base, "grid": {"stages.1.lr": [1e-3, 1e-4]},
                                            "trials": 2}).json()
-        assert len(exp["jobs"]) == 4
+        assert len(exp["jobs"]) == 4 and len(exp["shared"]) == 2  # a stage 1 per seed, two children on each
 
         answers, stop = [], threading.Event()
 
@@ -75,13 +75,19 @@ def test_an_experiment_and_predictions_survive_workers_killed_every_few_seconds(
         assert done["status"] == "succeeded", done["jobs"]
         assert {j["status"] for j in done["jobs"]} == {"succeeded"}
         want = [(1, e) for e in range(1, 4)] + [(2, e) for e in range(1, 3)]
+        shared = {x["id"]: c.get(f"/jobs/{x['id']}").json() for x in done["shared"]}
         for j in done["jobs"]:
             job = c.get(f"/jobs/{j['id']}").json()
             assert _epochs(job) == want, (j["id"], _epochs(job), job["attempts"])  # one row per epoch, in order
+            # stage 1 is its shared stage's, trained once however often that one's worker died
+            first = shared[j["after"]]
+            assert _epochs(first) == want[:3] and job["metrics"][0]["from_model"] == first["result"]["model"]
+            assert [r["val_acc"] for r in job["metrics"][:3]] == [r["val_acc"] for r in first["metrics"]]
         for row in done["table"]:  # the table is its children's
             accs = [j["best_val_acc"] for j in done["jobs"] if j["point"] == row["point"]]
             assert row["trials"] == 2 and row["mean"] == pytest.approx(sum(accs) / 2)
-        assert kills and sum(j["attempts"] > 1 for j in (c.get(f"/jobs/{x['id']}").json() for x in done["jobs"])) >= 1
+        every = [c.get(f"/jobs/{x['id']}").json() for x in (*done["jobs"], *done["shared"])]
+        assert kills and sum(j["attempts"] > 1 for j in every) >= 1
 
         for job_id in answers:  # every prediction answered
             assert wait_for(c, job_id, timeout_s=120)["status"] == "succeeded", job_id

@@ -1,6 +1,7 @@
 """Experiments over HTTP: a grid x trials as one request, run on two train workers at
-once, summarised as the reports' table (checked against the children), exported, plotted
-and cancelled; and the pictures of the models it made."""
+once, its children starting from a shared stage 1, summarised as the reports' table
+(checked against the children), exported, plotted and cancelled; and the pictures of the
+models it made."""
 import csv
 import io
 import statistics
@@ -52,7 +53,9 @@ def experiment(client, two_train_workers) -> dict:
     assert r.status_code == 202, r.text
     exp = r.json()
     assert exp["id"].startswith("ex_") and r.headers["location"] == f"/experiments/{exp['id']}"
-    assert len(exp["jobs"]) == 4 and exp["status"] == "queued"
+    assert len(exp["jobs"]) == 4 and len(exp["shared"]) == 2 and exp["status"] == "queued"
+    # two stage 1s (one per seed) of 2 epochs, four stage 2s of 1, instead of four runs of 3
+    assert exp["cost"] == {"naive_epochs": 12, "planned_epochs": 8, "trained_epochs": 0}
     with client.stream("GET", f"/experiments/{exp['id']}/events", timeout=300) as stream:  # to its end
         assert stream.headers["content-type"].startswith("text/event-stream")
         seen = list(events(stream.iter_lines()))
@@ -69,9 +72,32 @@ def test_the_event_stream_follows_every_child_to_the_table(client, experiment):
     last_state = {e.data["id"]: e.data for e in seen if e.kind == "job"}
     assert {i: (j["status"], j["best_val_acc"]) for i, j in last_state.items()} == \
         {j["id"]: (j["status"], j["best_val_acc"]) for j in experiment["jobs"]}
-    assert [e.data for e in seen if e.kind == "progress"][-1] == {"ended": 4, "total": 4}
+    assert [e.data for e in seen if e.kind == "progress"][-1] == {"ended": 6, "total": 6}
     running = [e.data["id"] for e in seen if e.kind == "job" and e.data["status"] == "running"]
     assert len(running) == 4, "each child's start was seen (the stream polls faster than a child runs)"
+    shared = {e.data["id"]: e.data["status"] for e in seen if e.kind == "shared"}
+    assert shared == {s["id"]: "succeeded" for s in experiment["shared"]}
+
+
+def test_children_start_from_one_shared_stage_1_per_seed(client, experiment):
+    assert experiment["cost"] == {"naive_epochs": 12, "planned_epochs": 8, "trained_epochs": 8}
+    children = {j["id"]: j for j in experiment["jobs"]}
+    for share in experiment["shared"]:
+        assert share["status"] == "succeeded" and share["stages"] == 1 and share["after"] is None
+        first = client.get(f"/jobs/{share['id']}").json()
+        model = first["result"]["model"]
+        assert first["request"]["until_stage"] == 1 and first["epochs_trained"] == 2
+        assert [(r["stage"], r["epoch"]) for r in first["metrics"]] == [(1, 1), (1, 2)]
+        dependants = [children[i] for i in share["dependants"]]
+        assert len(dependants) == 2 and {j["seed"] for j in dependants} == {first["request"]["seed"]}
+        assert {j["point"]["stages.1.lr"] for j in dependants} == {1e-4, 1e-3}
+        for child in dependants:
+            job = client.get(f"/jobs/{child['id']}").json()
+            assert child["after"] == job["after"] == share["id"] and job["epochs_trained"] == 1
+            assert job["request"]["init_from"] == {"model": model, "stage": 1, "classes": "keep"}
+            # the whole history, stage 1's rows marked as the shared model's
+            assert [r.get("from_model") for r in job["metrics"]] == [model, model, None]
+            assert [{k: v for k, v in r.items() if k != "from_model"} for r in job["metrics"][:2]] == first["metrics"]
 
 
 def test_children_are_train_jobs_of_the_experiment_with_their_point_and_seed(client, experiment):
@@ -143,21 +169,31 @@ def test_bad_grids_are_refused_before_anything_is_queued(client, two_train_worke
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["grid", "stages.1.lrr"], bad.text
     value = client.post("/experiments", json={"name": "neg", "base": BASE, "grid": {"stages.1.lr": [1e-4, -1]}})
     assert value.status_code == 422 and "stages.1.lr = -1" in value.json()["detail"]
-    huge = client.post("/experiments", json={"name": "big", "base": BASE, "grid": {"seed": list(range(50)), "frames": [4, 5]},
-                                             "trials": 3})
+    huge = client.post("/experiments", json={"name": "big", "base": BASE, "grid": {"seed": list(range(50)),
+                                             "frames": [4, 5]}, "trials": 3})
     assert huge.status_code == 422 and "FPAR_MAX_EXPERIMENT_JOBS" in huge.json()["detail"]
     after = {j["id"] for j in client.get("/jobs", params={"kind": "train", "limit": 500}).json()["jobs"]}
     assert after == before
 
 
-def test_cancel_stops_every_child(client, two_train_workers):
+def test_cancel_stops_the_shared_stage_and_every_child(client, two_train_workers):
     body = {"name": "to cancel", "base": {**BASE, "stages": [{"epochs": 50}, {"epochs": 50}]},
-            "grid": {"frames": [4, 5]}, "trials": 2}
-    exp = client.post("/experiments", json=body).json()
-    wait_for(client, exp["jobs"][0]["id"], statuses=("running",), timeout_s=60)
+            "grid": {"stages.1.lr": [1e-4, 1e-3], "frames": [4, 5]}}
+    key = {"Idempotency-Key": "cancel-me-1"}
+    exp = client.post("/experiments", json=body, headers=key).json()
+    again = client.post("/experiments", json=body, headers=key)  # a retry: the same experiment, queued once
+    assert again.status_code == 202 and again.json()["id"] == exp["id"]
+    other = client.post("/experiments", json={**body, "name": "another"}, headers=key)
+    assert other.status_code == 422 and other.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert len(exp["shared"]) == 2 and [len(s["dependants"]) for s in exp["shared"]] == [2, 2]  # one per frames
+    wait_for(client, exp["shared"][0]["id"], statuses=("running",), timeout_s=60)
     r = client.post(f"/experiments/{exp['id']}/cancel")
     assert r.status_code == 202
     done = wait_experiment(client, exp["id"], timeout_s=60)
     assert done["status"] == "cancelled" and {j["status"] for j in done["jobs"]} == {"cancelled"}
+    assert {s["status"] for s in done["shared"]} == {"cancelled"}
+    cost = done["cost"]
+    assert (cost["naive_epochs"], cost["planned_epochs"]) == (4 * 100, 2 * 50 + 4 * 50)
+    assert cost["trained_epochs"] < 50
     assert client.post(f"/experiments/{exp['id']}/cancel").status_code == 409
     assert client.get("/experiments/ex_nope").status_code == 404

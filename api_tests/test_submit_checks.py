@@ -82,3 +82,32 @@ def test_wait_zero_answers_202_even_when_the_job_is_already_done(client, stack, 
     assert done.status_code == 200 and done.json()["status"] == "succeeded"
     again = client.post("/predict", files=files, data={"wait": "0"}, headers={"Idempotency-Key": "w0"})
     assert again.status_code == 202 and again.json()["id"] == done.json()["id"]
+
+
+def test_a_training_starts_after_a_stage_of_a_trained_model(client, trained):
+    source = trained["result"]["model"]  # two stages of 1 epoch, mem_size 64
+    after = {"model": source, "stage": 1}
+    body = {**tiny_train(epochs=(1, 2)), "init_from": after}
+    body["stages"] = [{}, {"epochs": 2}]  # stage 1 is the model's: left to it
+    r = client.post("/train", json=body)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["request"]["stages"][0] == trained["request"]["stages"][0]
+    assert client.delete(f"/models/{source}").status_code == 409  # it is starting from that model
+    done = wait_for(client, job["id"], timeout_s=240)
+    assert done["status"] == "succeeded", done["error"]
+    assert [(r["stage"], r.get("from_model")) for r in done["metrics"]] == [(1, source), (2, None), (2, None)]
+    assert done["metrics"][0]["val_acc"] == trained["metrics"][0]["val_acc"] and done["epochs_trained"] == 2
+
+    def refused(change: dict, status: int = 422) -> list:
+        r = client.post("/train", json={**body, **change})
+        assert r.status_code == status, r.text
+        return r.json()["errors"][0]["loc"]
+
+    assert refused({"init_from": {"model": "m_nope", "stage": 1}}, 404) == ["init_from", "model"]
+    assert refused({"stages": [{"epochs": 5}, {}]}) == ["stages", 0]  # not how the model trained stage 1
+    assert refused({"model": {"mem_size": 32}}) == ["model", "mem_size"]
+    assert refused({"init_from": {**after, "stage": 2}}) == ["init_from", "stage"]  # nothing left to train
+    # the new model trained stage 2 only: its stage 1 is its source's
+    child = done["result"]["model"]
+    assert refused({"init_from": {"model": child, "stage": 1}}) == ["init_from", "stage"]

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import itertools
 import json
 import re
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fpar_models.config import TrainConfig
+from fpar_models.config import InitFrom, TrainConfig
 from fpar_models.formatting import format_value
 from fpar_models.presets import UnknownPreset, resolve_config
 
@@ -44,6 +46,8 @@ class ExperimentRequest(BaseModel):
         default_factory=list, max_length=200,
         description="rows given one by one ({path: value, ...}), each crossed with the grid")
     trials: int = Field(1, ge=1, le=20, description="identical runs per grid point (seeds base seed + k)")
+    share: bool = Field(True, description="train the stages children agree on once (a shared stage they all "
+                        "start from) instead of once per child")
 
     @field_validator("grid")
     @classmethod
@@ -184,6 +188,112 @@ def _first_error(e: Exception) -> str:
     return str(e)
 
 
+# -- shared stages ---------------------------------------------------------------------------
+
+def stage_key(cfg: TrainConfig, stages: int) -> str:
+    """What training the first `stages` stages reads, hashed: configs with one key train
+    those stages to the same weights, so one run of them can serve all. Left out are only
+    fields those epochs never read: the later stages, the preset's name (a label), the
+    final test's flow stacks, where to stop, and the heads' loss weights while no stage up
+    to there trains the heads (their kinds and shapes stay in: building them draws the
+    random numbers every other part's initial weights follow)."""
+    data = cfg.model_dump(mode="json", exclude={"preset", "until_stage"})
+    data["stages"] = data["stages"][:stages]
+    data["model"].pop("eval_stacks")
+    if not any("heads" in s.train for s in cfg.stages[:stages]):
+        for head in data["model"]["heads"]:
+            head.pop("alpha")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(eq=False)
+class Share:
+    """A run of the stages up to `stages` that several configs (their indexes: `members`)
+    agree on; it starts itself after `after` when that one covers fewer stages of them."""
+    stages: int
+    members: list[int]
+    after: Share | None = None
+    dependants: list[Share | int] = field(default_factory=list)  # shares and configs starting from it
+
+
+def plan_shares(configs: list[TrainConfig]) -> tuple[list[Share], list[Share | None]]:
+    """The shared stages of a set of training configs: for every depth k, the configs that
+    agree on their first k stages (stage_key) and train past them share one run of them;
+    a share every member of which also shares the next stage is merged into that one.
+    Returns the shares, each after the one it starts from, and per config the share it
+    starts from (None: it trains every stage itself)."""
+    start: list[Share | None] = [None] * len(configs)
+    shares: list[Share] = []
+    for k in range(1, max(len(c.stages) for c in configs)):
+        groups: dict[str, list[int]] = {}
+        for i, cfg in enumerate(configs):
+            if cfg.trained_stages.start < k < cfg.trained_stages.stop:
+                groups.setdefault(stage_key(cfg, k), []).append(i)
+        for members in (m for m in groups.values() if len(m) > 1):
+            share = Share(k, members, after=start[members[0]])
+            if share.after is not None and share.after.members == members:  # nobody else starts from it
+                shares.remove(share.after)
+                share.after = share.after.after
+            shares.append(share)
+            for i in members:
+                start[i] = share
+    for share in shares:
+        if share.after is not None:
+            share.after.dependants.append(share)
+    for i, share in enumerate(start):
+        if share is not None:
+            share.dependants.append(i)
+    return shares, start
+
+
+@dataclass
+class Plan:
+    """An experiment's trainings: the shared stages' configs (`shared`, per share) and the
+    children's (`children`, each started after its share: `starts`)."""
+    shares: list[Share]
+    shared: list[TrainConfig]
+    starts: list[Share | None]
+    children: list[TrainConfig]
+
+    @property
+    def epochs(self) -> int:
+        return sum(map(epochs_of, (*self.shared, *self.children)))
+
+
+def plan(configs: list[TrainConfig], model_of: Callable[[Share], str], share: bool = True) -> Plan:
+    """The trainings of an experiment's child configs, with the stages they agree on
+    shared (`model_of(share)`: the id of the model that share's job will register)."""
+    shares, starts = plan_shares(configs) if share else ([], [None] * len(configs))
+    shared = [_starting_after(configs[s.members[0]].model_copy(update={"until_stage": s.stages}), s.after, model_of)
+              for s in shares]  # a share trains its first member's config, up to its stages
+    return Plan(shares, shared, starts, [_starting_after(c, s, model_of) for c, s in zip(configs, starts)])
+
+
+def _starting_after(cfg: TrainConfig, share: Share | None, model_of: Callable[[Share], str]) -> TrainConfig:
+    """cfg, started from the model of `share` (after its stages) when there is one."""
+    data = cfg.model_dump(mode="json")
+    if share is not None:
+        data["init_from"] = InitFrom(model=model_of(share), stage=share.stages).model_dump()
+    return TrainConfig.model_validate(data)
+
+
+def epochs_of(cfg: TrainConfig) -> int:
+    """The epochs a config trains itself, at most (early stopping may train fewer)."""
+    return sum(cfg.stages[i].epochs for i in cfg.trained_stages)
+
+
+def cost_table(requests: list[ExperimentRequest]) -> str:
+    """Markdown: per experiment, its trainings and epochs with and without shared stages."""
+    lines = ["| experiment | children | shared stages | epochs, each child alone | epochs, shared | saved |",
+             "|---|---|---|---|---|---|"]
+    for request in requests:
+        configs = [child.config for child in expand(request, 200)]
+        shared, naive = plan(configs, lambda share: "m_shared"), sum(map(epochs_of, configs))
+        lines.append(f"| {request.name} | {len(configs)} | {len(shared.shares)} | {naive} | {shared.epochs} | "
+                     f"{1 - shared.epochs / naive:.0%} |")
+    return "\n".join(lines)
+
+
 # -- the table -----------------------------------------------------------------------------
 
 def summarize(trials: list[tuple[dict[str, Any], float | None]]) -> list[dict[str, Any]]:
@@ -229,3 +339,12 @@ def render(table: list[dict[str, Any]], paths: list[str], fmt: str) -> str:
         out.writerow([*(format_value(r["point"].get(p, "")) for p in paths), r["trials"],
                       "" if r["mean"] is None else repr(r["mean"]), "" if r["std"] is None else repr(r["std"])])
     return buf.getvalue()
+
+
+if __name__ == "__main__":  # the cost table of docs/experiments.md, from its bodies
+    import sys
+    from pathlib import Path
+
+    text = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/experiments.md").read_text()
+    print(cost_table([ExperimentRequest.model_validate(json.loads(body))
+                      for body in re.findall(r"```json\n(.*?)\n```", text, re.S)]))

@@ -58,11 +58,13 @@ def ready_workers(workers: WorkerRegistry) -> list[WorkerRecord]:
 
 def runnable(body: dict[str, Any], cfg: TrainConfig, models: ModelRegistry, settings: Settings) -> TrainConfig:
     """What a worker would fail on and the gateway can see, refused here: the dataset and
-    its users, ImageNet weights, two-stream starting models (whose shapes it adopts)."""
+    its users, ImageNet weights, two-stream starting models and an init_from model (whose
+    shapes, and stages, it adopts)."""
     check_dataset(cfg, settings)
-    if cfg.pretrained == "imagenet" and find_imagenet_weights(settings.weights_dir) is None:
+    if cfg.pretrained == "imagenet" and not cfg.init_from and find_imagenet_weights(settings.weights_dir) is None:
         raise field_error(["pretrained"], missing_weights_message(settings.weights_dir))
-    return fit_stream_sources(body, cfg, models, settings)
+    cfg = fit_stream_sources(body, cfg, models, settings)
+    return fit_init_from(body, cfg, models, settings)
 
 
 def check_dataset(cfg: TrainConfig, settings: Settings) -> None:
@@ -113,3 +115,57 @@ def fit_stream_sources(body: dict[str, Any], cfg: TrainConfig, models: ModelRegi
                                   f"the two-stream model must match it (drop model.{name} to take it)")
             adopted[name] = theirs
     return resolve_config(deep_merge(body, {"model": adopted})) if adopted else cfg
+
+
+SHAPE_FIELDS = ("arch", "attention", "mem_size", "stack_size")  # what a model's weights fix, with its heads
+
+
+def fit_init_from(body: dict[str, Any], cfg: TrainConfig, models: ModelRegistry, settings: Settings) -> TrainConfig:
+    """A run that starts after stage k of a trained model takes that model's weights, so
+    its shapes (SHAPE_FIELDS, the heads) and its first k stages, which that model trained:
+    as with two-stream sources, what the request leaves to the preset is adopted and what
+    it sets must agree. The stage must be one the model trained itself, and its classes
+    the dataset's unless the classifier is reset."""
+    source_ref = cfg.init_from
+    if source_ref is None:
+        return cfg
+    source = models.get(source_ref.model)
+    if source is None:
+        raise unknown_model(source_ref.model, ["init_from", "model"])
+    k, trained = source_ref.stage, source.config.trained_stages
+    if k - 1 not in trained:
+        before = f"; stage {k} is that of the model it started from, " \
+                 f"'{source.config.init_from.model}'" if source.config.init_from and k <= trained.start else ""
+        raise field_error(["init_from", "stage"], f"model '{source.id}' trained stages {trained.start + 1} to "
+                          f"{trained.stop}{before}")
+    if source_ref.classes == "keep" and source.classes != class_names(settings.data_dir / cfg.dataset):
+        raise field_error(["init_from", "classes"], f"model '{source.id}' was trained on other classes than "
+                          f"those of dataset '{cfg.dataset}' (\"reset\" gives it a new classifier)")
+    requested = body.get("model") if isinstance(body.get("model"), dict) else {}
+    theirs, ours = source.config.model, cfg.model
+    adopted: dict[str, Any] = {}
+    for name in SHAPE_FIELDS:
+        if getattr(theirs, name) != getattr(ours, name):
+            if name in requested:
+                raise field_error(["model", name], f"init_from model '{source.id}' has {name} "
+                                  f"{getattr(theirs, name)}; drop model.{name} to take it")
+            adopted[name] = getattr(theirs, name)
+    if _head_shapes(theirs.heads) != _head_shapes(ours.heads):
+        if "heads" in requested:
+            raise field_error(["model", "heads"], f"init_from model '{source.id}' has other heads: "
+                              f"{[h.kind for h in theirs.heads]}; drop model.heads to take its")
+        adopted["heads"] = [h.model_dump(mode="json") for h in theirs.heads]
+    asked = body.get("stages") if isinstance(body.get("stages"), list) else []
+    for i in range(k):
+        if i < len(asked) and asked[i] and cfg.stages[i] != source.config.stages[i]:
+            raise field_error(["stages", i], f"stage {i + 1} is init_from model '{source.id}'s, trained with "
+                              f"{source.config.stages[i].model_dump(mode='json')}; drop stages.{i} to take it")
+    stages = [s.model_dump(mode="json") for s in (*source.config.stages[:k], *cfg.stages[k:])]
+    merged = {**cfg.model_dump(mode="json"), "stages": stages}
+    merged["model"] = {**merged["model"], **adopted}
+    return TrainConfig.model_validate(merged)
+
+
+def _head_shapes(heads: list) -> list[dict[str, Any]]:
+    """The heads as their weights see them: everything but their loss weights."""
+    return [h.model_dump(mode="json", exclude={"alpha"}) for h in heads]

@@ -11,7 +11,8 @@ rather than deltas, it is told every child's current state again).
     event: progress  the job's progress object                 at most twice a second
     event: metrics   one epoch's row                           as the trainer reports it
     event: window    (timelines) one window's {index, start, end, top_k}    as its chunk lands
-    event: job       (experiments) a child's {id, point, trial, status, best_val_acc}
+    event: job       (experiments) a child's {id, point, trial, status, best_val_acc, after}
+    event: shared    (experiments) a shared stage's {id, stages, dependants, status, ...}
 
 The stream ends after the terminal state.
 """
@@ -120,9 +121,9 @@ def _status(job: JobRecord) -> dict:
 
 async def experiment_events(experiments: ExperimentStore, exp_id: str,
                             last_event_id: str | None = None) -> AsyncIterator[str]:
-    """The experiment's status, each child's state as it changes (`job`: states, not deltas,
-    so a client that connects or reconnects is first told every child's current state) and
-    `progress` (children ended, of all)."""
+    """The experiment's status, each child's and shared stage's state as it changes (`job`,
+    `shared`: states, not deltas, so a client that connects or reconnects is first told
+    every current state) and `progress` (jobs ended, of all)."""
     at = Position.parse(last_event_id)
     seen: dict[str, tuple] = {}
     quiet_since = time.monotonic()
@@ -135,11 +136,12 @@ async def experiment_events(experiments: ExperimentStore, exp_id: str,
         if exp.status != at.status and not exp.ended:
             at.status = exp.status
             sent.append(event("status", {"experiment_id": exp_id, "status": exp.status}, str(at)))
-        changed = [j for j in exp.jobs if seen.get(j.id) != (j.status, j.best_val_acc)]
-        for child in changed:
-            seen[child.id] = (child.status, child.best_val_acc)
+        changed = [(name, j) for name, states in (("shared", exp.shared), ("job", exp.jobs)) for j in states
+                   if seen.get(j.id) != (j.status, j.best_val_acc)]
+        for name, state in changed:
+            seen[state.id] = (state.status, state.best_val_acc)
             at.rows += 1
-            sent.append(event("job", child.model_dump(exclude={"finished_at"}), str(at)))
+            sent.append(event(name, state.model_dump(exclude={"finished_at"}), str(at)))
         if changed:
             sent.append(event("progress", exp.progress.model_dump(), str(at)))
         if exp.ended:

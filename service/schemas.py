@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.store.records import Experiment, ExperimentProgress, JobKind, JobRecord, JobStatus, ModelRecord
+from core.store.records import (
+    Experiment,
+    ExperimentCost,
+    ExperimentProgress,
+    JobKind,
+    JobRecord,
+    JobStatus,
+    ModelRecord,
+)
 from fpar_models.config import TrainConfig
 from fpar_models.timeline.options import TrainingData
 
@@ -67,11 +75,17 @@ class JobOut(BaseModel):
     request: dict[str, Any] | None = Field(None, description="the resolved config, predict options, or an "
                                            "ingest's request and plan")
     experiment: str | None = Field(None, description="the experiment this training job belongs to")
+    after: str | None = Field(None, description="the job it waits for (an experiment's shared stage): queued "
+                              "until that one succeeded, failed or cancelled with it otherwise")
+    epochs_trained: int | None = Field(None, description="train jobs: epochs it trained itself (rows marked "
+                                       "from_model came trained with its init_from model)")
 
     @classmethod
     def from_record(cls, job: JobRecord) -> JobOut:
         times = {"created_at", "started_at", "finished_at"}
         fields = job.model_dump(include=set(cls.model_fields) - times - {"job_id", "awaiting_worker"})
+        if job.kind != JobKind.train:
+            fields["epochs_trained"] = None
         if job.windows is not None and fields["result"] is not None:
             fields["result"] = {**fields["result"], "windows": [public_window(w) for w in job.windows]}
         return cls(**fields, **{t: iso(getattr(job, t)) for t in times}, job_id=job.id,
@@ -139,6 +153,18 @@ class ExperimentJob(BaseModel):
     seed: int
     status: JobStatus
     best_val_acc: float | None = None
+    after: str | None = Field(None, description="the shared stage it starts from (its job id)")
+
+
+class SharedJob(BaseModel):
+    """A shared stage: one training job of the stages several children agree on."""
+    id: str
+    stages: int = Field(description="it trains stages 1 to this one (after `after`'s, when set)")
+    after: str | None = Field(None, description="the shared stage it starts from itself")
+    dependants: list[str] = Field(description="the jobs that start from its model")
+    status: JobStatus
+    best_val_acc: float | None = None
+    error: dict[str, Any] | None = None
 
 
 class TableRow(BaseModel):
@@ -162,8 +188,11 @@ class ExperimentOut(BaseModel):
     points: list[dict[str, Any]] = []
     trials: int
     jobs: list[ExperimentJob]
+    shared: list[SharedJob] = Field(description="the shared stages, each before the jobs that start from it")
     table: list[TableRow]
-    progress: ExperimentProgress = Field(description="children ended, of all (as its event stream's `progress`)")
+    progress: ExperimentProgress = Field(description="jobs ended (children and shared stages), of all (as its "
+                                         "event stream's `progress`)")
+    cost: ExperimentCost = Field(description="epochs: a naive run's, planned with the shared stages, trained")
 
     @classmethod
     def from_record(cls, exp: Experiment) -> ExperimentOut:

@@ -1,17 +1,53 @@
 """Experiments: a grid of training configs x trials as one request, queued as ordinary
-training jobs on every train worker, and summarised as the reports' tables."""
+training jobs on every train worker, and summarised as the reports' tables. Children that
+agree on their first stages start from one run of them, a shared stage (plan_shares)."""
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from core.store.records import ACTIVE, TERMINAL, ExperimentChild, ExperimentRecord, JobKind, new_experiment_id
-from fpar_models.experiment import ExperimentRequest, GridError, columns, expand, render
+from core.settings import Settings
+from core.store.experiments import ExperimentStore
+from core.store.jobs import JobStore
+from core.store.records import (
+    ACTIVE,
+    TERMINAL,
+    ExperimentChild,
+    ExperimentRecord,
+    JobKind,
+    SharedStage,
+    model_id_of,
+    new_experiment_id,
+    new_id,
+)
+from core.tasks import TaskQueue
+from fpar_models.config import TrainConfig
+from fpar_models.experiment import (
+    Child,
+    ExperimentRequest,
+    GridError,
+    Share,
+    columns,
+    epochs_of,
+    expand,
+    plan,
+    render,
+)
+from service import idempotency
 from service.checks import check_queue_room, page_before, runnable
-from service.deps import ExperimentDep, ExperimentsDep, JobsDep, ModelsDep, QueueDep, SettingsDep
+from service.deps import (
+    ExperimentDep,
+    ExperimentsDep,
+    IdempotencyDep,
+    JobsDep,
+    ModelsDep,
+    QueueDep,
+    SettingsDep,
+)
 from service.errors import Problem, field_error
 from service.events import event_stream, experiment_events
 from service.schemas import ExperimentList, ExperimentOut
@@ -23,27 +59,49 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "md": "text/markdown; charset=utf-8",
 @router.post("/experiments", status_code=202, response_model=ExperimentOut,
              summary="Queue a grid of training configs x trials; answers with the experiment")
 def submit_experiment(body: ExperimentRequest, response: Response, settings: SettingsDep, jobs: JobsDep,
-                      models: ModelsDep, experiments: ExperimentsDep, queue: QueueDep) -> ExperimentOut:
+                      models: ModelsDep, experiments: ExperimentsDep, slots: IdempotencyDep, queue: QueueDep,
+                      idempotency_key: Annotated[str | None, Header(description="retries return the same "
+                                                                    "experiment")] = None) -> ExperimentOut:
     try:
         children = expand(body, settings.max_experiment_jobs)
     except GridError as e:
         raise field_error(e.loc, str(e)) from None
     configs = [runnable({**child.body, "seed": child.config.seed}, child.config, models, settings)
                for child in children]
-    check_queue_room(jobs, settings, JobKind.train, len(children))
     exp_id = new_experiment_id()
-    records = []
-    for child, cfg in zip(children, configs):
-        job_id = jobs.create(JobKind.train, cfg.model_dump(mode="json"), warnings=cfg.start_warnings(),
-                             experiment=exp_id)
-        records.append(ExperimentChild(id=job_id, point=child.point, trial=child.trial, seed=cfg.seed))
+    fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
+    prior = idempotency.claim(slots, experiments, "experiment", idempotency_key, fingerprint, exp_id, 24 * 3600)
+    if prior is None:
+        try:
+            queue_experiment(exp_id, body, children, configs, settings, jobs, experiments, queue)
+        except Exception:
+            idempotency.release(slots, "experiment", idempotency_key)
+            raise
+    response.headers["Location"] = f"/experiments/{prior or exp_id}"
+    return ExperimentOut.from_record(experiments.get(prior or exp_id))
+
+
+def queue_experiment(exp_id: str, body: ExperimentRequest, children: list[Child], configs: list[TrainConfig],
+                     settings: Settings, jobs: JobStore, experiments: ExperimentStore, queue: TaskQueue) -> None:
+    """Write every job as queued (a shared stage's dependants waiting for it), then the
+    experiment, then send the tasks of the jobs that wait for nothing."""
+    ids: dict[Share | int | None, str | None] = defaultdict(lambda: new_id(JobKind.train), {None: None})
+    trainings = plan(configs, lambda share: model_id_of(ids[share]), body.share)
+    check_queue_room(jobs, settings, JobKind.train, len(children) + len(trainings.shares))
+    shared = [SharedStage(id=ids[share], stages=share.stages, after=ids[share.after],
+                          dependants=[ids[d] for d in share.dependants]) for share in trainings.shares]
+    records = [ExperimentChild(id=ids[i], point=child.point, trial=child.trial, seed=child.config.seed,
+                               after=ids[start]) for i, (child, start) in enumerate(zip(children, trainings.starts))]
+    for job, cfg in zip((*shared, *records), (*trainings.shared, *trainings.children)):  # shares parents first
+        jobs.create(JobKind.train, cfg.model_dump(mode="json"), warnings=cfg.start_warnings(), job_id=job.id,
+                    experiment=exp_id, after=job.after)
     experiments.create(ExperimentRecord(id=exp_id, name=body.name, created_at=time.time(), base=body.base,
-                                        grid=body.grid, points=body.points, trials=body.trials, children=records))
-    answer = ExperimentOut.from_record(experiments.get(exp_id))  # as accepted: every child queued
-    for record in records:
-        queue.send(JobKind.train, record.id)
-    response.headers["Location"] = f"/experiments/{exp_id}"
-    return answer
+                                        grid=body.grid, points=body.points, trials=body.trials, children=records,
+                                        shared=shared, naive_epochs=sum(map(epochs_of, configs)),
+                                        planned_epochs=trainings.epochs))
+    for job in (*shared, *records):
+        if job.after is None:
+            queue.send(JobKind.train, job.id)
 
 
 @router.get("/experiments", response_model=ExperimentList, summary="Experiments, newest first")
@@ -72,7 +130,7 @@ def cancel_experiment(exp: ExperimentDep, experiments: ExperimentsDep, jobs: Job
     if exp.status in TERMINAL:
         raise Problem(409, f"experiment '{exp.id}' already {exp.status}", kind="wrong-state")
     experiments.request_cancel(exp.id)
-    for job in exp.jobs:
+    for job in (*exp.shared, *exp.jobs):
         if job.status in ACTIVE:
             jobs.cancel(job.id)
     return ExperimentOut.from_record(experiments.get(exp.id))
@@ -80,7 +138,8 @@ def cancel_experiment(exp: ExperimentDep, experiments: ExperimentsDep, jobs: Job
 
 @router.get("/experiments/{exp_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "`status`, `job` (a child's "
-                             "state) and `progress` events until every child has ended"}},
+                             "state), `shared` (a shared stage's) and `progress` events until every job has "
+                             "ended"}},
             summary="The experiment's changes as server-sent events")
 def experiment_event_stream(exp: ExperimentDep, experiments: ExperimentsDep,
                             last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:

@@ -53,13 +53,15 @@ def delete_model(model: ModelDep, settings: SettingsDep, models: ModelsDep, jobs
 
 
 def uses(request: dict) -> set[str]:
-    """The models a job's request names: a prediction's model, a two-stream training's sources."""
+    """The models a job's request names: a prediction's model, a two-stream training's
+    sources, the model a training starts from."""
     model = request.get("model")
     if isinstance(model, str):
         return {model}
-    if isinstance(model, dict):
-        return {model[k] for k in ("rgb_model", "flow_model") if isinstance(model.get(k), str)}
-    return set()
+    named = [model.get(k) for k in ("rgb_model", "flow_model")] if isinstance(model, dict) else []
+    source = request.get("init_from")
+    named.append(source.get("model") if isinstance(source, dict) else None)
+    return {ref for ref in named if isinstance(ref, str)}
 
 
 @router.get("/presets", response_model=list[PresetOut], summary="The papers' configurations")
