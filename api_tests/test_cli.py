@@ -96,12 +96,18 @@ def test_an_experiment_submitted_watched_and_listed(stack, client, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     exp_id = r.stdout.split("queued ")[1].split(":")[0]
     progress = [line for line in r.stdout.splitlines() if line.endswith(" ended")]
-    assert progress[-1] == "2/2 ended" and progress == sorted(set(progress)), r.stdout  # each figure once, as sent
-    assert client.get(f"/experiments/{exp_id}").json()["progress"] == {"ended": 2, "total": 2}
+    assert progress[-1] == "3/3 ended" and progress == sorted(set(progress)), r.stdout  # each figure once, as sent
+    exp = client.get(f"/experiments/{exp_id}").json()
+    assert exp["progress"] == {"ended": 3, "total": 3}  # the two children and the stage 1 they share
+    assert "after 1 shared stage, 3 epochs in all (4 with each job alone)" in r.stdout, r.stdout
+    shared = exp["shared"][0]["id"]
+    assert f"{shared} shared stage 1-1 of 2 jobs: succeeded" in r.stdout, r.stdout
+    assert r.stdout.index(f"{shared} shared stage 1-1 of 2 jobs: running") < r.stdout.index(
+        f"{exp['jobs'][0]['id']} ") < r.stdout.index("| stages.1.lr |")  # it ran first
 
     shown = fpar(stack, "experiment", "list", columns=80)
     assert exp_id in ids_in_table(shown, 80)
-    assert any(exp_id in line and "2/2" in line for line in shown.stdout.splitlines()), shown.stdout
+    assert any(exp_id in line and "3/3" in line for line in shown.stdout.splitlines()), shown.stdout
     csv = fpar(stack, "experiment", "table", exp_id, "--format", "csv", columns=20).stdout  # data, never wrapped
     assert csv.strip().splitlines() == client.get(f"/experiments/{exp_id}/table?format=csv").text.strip().splitlines()
 

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright, no network
 beyond the stack): train on the synthetic set from the form and watch the job page reach
-`succeeded` with its curves drawn live; predict on the predict page comparing two models;
+`succeeded` with its curves drawn live; an experiment from its form, with its shared stage
+and a run that starts from it; predict on the predict page comparing two models;
 the models page; the datasets page (a dataset's report and previews, an ingest from the
 form followed live, a delete); a timeline from its form, its strip and segments playing the
 video where clicked; and /docs rendered from the package's own assets.
@@ -97,6 +98,31 @@ def test_train_from_the_form_and_watch_the_job_live(page, client, tmp_path):
 
     page.goto("/#/jobs")
     page.wait_for_selector(f"#jobs tr[data-id='{job_id}'] [data-status=succeeded]")
+
+
+def test_an_experiment_from_the_form_shows_its_shared_stage_and_each_run(page, client, tmp_path):
+    page.goto("/#/experiments")
+    body = {"name": "dashboard: stage-2 lr", "base": tiny_train(), "grid": {"stages.1.lr": [1e-4, 1e-3]}}
+    page.fill("#body", json.dumps(body))
+    page.click("button[type=submit]")
+    page.wait_for_url("**/#/experiments/ex_*")
+    exp_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#head [data-status=succeeded]", timeout=300_000)
+    page.wait_for_selector("#plot img")
+    exp = client.get(f"/experiments/{exp_id}").json()
+    shared, first = exp["shared"][0], exp["jobs"][0]
+    assert page.locator("#runs-table tr").count() == 1 + 1 + 2  # the header, the shared stage 1, two runs
+    assert page.locator("#runs-table tr.shared").inner_text().split("\t")[:2] == [shared["id"], "shared stage 1 of 2 jobs"]
+    assert page.locator("#cost").inner_text() == "3 trained of 3 (4 with each run alone)"
+    shot(page, "experiment", tmp_path)
+
+    page.click(f"#runs-table a[href='#/jobs/{first['id']}']")
+    page.wait_for_selector("#epochs tr.inherited")
+    model = client.get(f"/jobs/{shared['id']}").json()["result"]["model"]
+    assert page.locator("#init-from").inner_text() == f"stage 1 of {model} · after job {shared['id']}"
+    assert page.locator("#epochs tr.inherited").count() == 1 and page.locator("#epochs tr").count() == 1 + 2
+    assert model in page.locator("#epochs tr.inherited").inner_text()
+    shot(page, "experiment-run", tmp_path)
 
 
 def test_a_bad_config_is_shown_plainly(page):

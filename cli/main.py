@@ -204,7 +204,10 @@ def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {n
                       watch_: Annotated[bool, typer.Option("--watch")] = False, as_json: JsonOpt = False) -> None:
     """Queue an experiment."""
     exp = call("POST", "/experiments", json=json.loads(file.read_text())).json()
-    queued(exp, as_json, f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs",
+    cost, shared = exp["cost"], len(exp["shared"])
+    sharing = f" after {shared} shared stage{'s' * (shared != 1)}, {cost['planned_epochs']} epochs in all " \
+              f"({cost['naive_epochs']} with each job alone)" if shared else ""
+    queued(exp, as_json, f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs{sharing}",
            experiment_watch if watch_ else None)
 
 
@@ -223,10 +226,15 @@ def experiment_table(exp_id: str, format: Annotated[str, typer.Option(help="md, 
 
 @experiment_app.command("watch")
 def experiment_watch(exp_id: str) -> None:
-    """Follow an experiment: each child's state and how many have ended, then its table."""
+    """Follow an experiment: each shared stage's and child's state and how many have ended,
+    then its table."""
     final, progress = None, None
     for e in stream(f"/experiments/{exp_id}/events"):
-        if e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
+        if e.kind == "shared" and e.data["status"] in TERMINAL | {JobStatus.running}:
+            why = f": {e.data['error']['message']}" if e.data.get("error") else ""
+            out.print(f"{e.data['id']} shared stage 1-{e.data['stages']} of {len(e.data['dependants'])} jobs: "
+                      f"{e.data['status']}{why}", markup=False)
+        elif e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
             acc = e.data.get("best_val_acc")
             out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
                       + (f" (val acc {acc:.3f})" if acc is not None else ""))

@@ -1,6 +1,6 @@
 // #/experiments/{id}: the experiment's table (mean, std over trials per point, computed
-// by the server), its runs, redrawn on each event of its stream; once it ends, the
-// server's picture of the validation curves.
+// by the server), its shared stages and runs, redrawn on each event of its stream; once
+// it ends, the server's picture of the validation curves.
 import {api, events, isOver} from "../api.js";
 import {badge, esc, html, pct, showError} from "../dom.js";
 
@@ -28,7 +28,9 @@ export default async function experimentPage({view, signal}, id) {
 }
 
 const summary = (exp) => html`<div class="kv"><div>name</div><div>${esc(exp.name)}</div>
-  <div>status</div><div>${badge(exp.status)}</div><div>trials</div><div>${exp.trials}</div></div>
+  <div>status</div><div>${badge(exp.status)}</div><div>trials</div><div>${exp.trials}</div>
+  <div>epochs</div><div id="cost">${exp.cost.trained_epochs} trained of ${exp.cost.planned_epochs}
+  (${exp.cost.naive_epochs} with each run alone)</div></div>
   ${isOver(exp.status) ? "" : `<button class="danger" id="cancel">Cancel every run</button>`}`;
 
 // One column per grid path (and per key of the explicit points), then the statistics.
@@ -41,6 +43,15 @@ function table(exp) {
     <td class="num">${pct(r.min)}</td><td class="num">${pct(r.max)}</td></tr>`).join("")}</table>`;
 }
 
-const runs = (exp) => html`<table><tr><th>job</th><th>point</th><th>trial</th><th>status</th><th>best val acc</th></tr>
-  ${exp.jobs.map((j) => `<tr><td><a href="#/jobs/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(JSON.stringify(j.point))}</td>
-  <td>${j.trial}</td><td>${badge(j.status)}</td><td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;
+// The shared stages first (each trains stages 1..k once for the runs that start from it),
+// then the runs, each naming the shared stage it starts from.
+const runs = (exp) => html`<table id="runs-table"><tr><th>job</th><th>point</th><th>trial</th><th>starts from</th>
+  <th>status</th><th>best val acc</th></tr>
+  ${exp.shared.map((s) => `<tr class="shared"><td>${link(s.id)}</td>
+  <td>shared stage${s.stages > 1 ? `s 1-${s.stages}` : " 1"} of ${s.dependants.length} jobs</td><td></td>
+  <td>${s.after ? link(s.after) : ""}</td><td>${badge(s.status)}</td><td class="num">${pct(s.best_val_acc)}</td></tr>`).join("")}
+  ${exp.jobs.map((j) => `<tr><td>${link(j.id)}</td><td>${esc(JSON.stringify(j.point))}</td>
+  <td>${j.trial}</td><td>${j.after ? link(j.after) : ""}</td><td>${badge(j.status)}</td>
+  <td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;
+
+const link = (id) => `<a href="#/jobs/${esc(id)}">${esc(id)}</a>`;

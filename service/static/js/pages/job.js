@@ -51,11 +51,22 @@ function summary(job) {
     <div>progress</div><div id="progress">${bar(p.fraction, "wide")} ${pct(p.fraction)} <span class="muted">${esc(where)}</span></div>
     <div>kind</div><div>${esc(job.kind)}${job.request && job.request.preset ? " · " + esc(job.request.preset) : ""}</div>
     <div>created</div><div>${when(job.created_at)}</div>
+    ${source(job)}
     ${model ? `<div>model</div><div>${model}</div>` : ""}
     ${r.top_k ? `<div>answer</div><div>${r.top_k.map((t) => `${esc(t.label)} ${pct(t.probability)}`).join(", ")}</div>` : ""}
     </div>
     ${error ? `<div class="error" id="job-error">${error}</div>` : ""}
     ${isOver(job.status) ? "" : `<button class="danger" id="cancel">Cancel</button>`}`;
+}
+
+// A training that starts after a stage of another model (an experiment's shared stage, or
+// init_from): that model, and the job it waits for while queued.
+function source(job) {
+  const from = job.request && job.request.init_from;
+  if (!from) return "";
+  const after = job.after ? ` · after job <a href="#/jobs/${esc(job.after)}">${esc(job.after)}</a>` : "";
+  return html`<div>starts from</div><div id="init-from">stage ${from.stage} of
+    <a href="#/models/${esc(from.model)}">${esc(from.model)}</a>${after}</div>`;
 }
 
 // The loss and accuracy charts and the table of epochs; returns what redraws them from `rows`.
@@ -73,11 +84,13 @@ function curves(view, rows) {
     loss.update(x, [pick("train_loss"), pick("val_loss")], marks);
     acc.update(x, [pick("train_acc"), pick("val_acc")], marks);
     view.querySelector("#rows").innerHTML = rows.length ? html`<table id="epochs"><tr><th>stage</th><th>epoch</th>
-      <th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>train seconds</th></tr>
+      <th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>lr</th><th>train seconds</th><th>trained by</th></tr>
       ${rows.map(epoch).join("")}</table>` : `<p class="muted">No epoch has ended yet.</p>`;
   };
 }
 
-const epoch = (r) => html`<tr><td>${r.stage}</td><td>${r.epoch}</td><td class="num">${fixed(r.train_loss)}</td>
+// rows it did not train itself (its init_from model's) are marked with that model
+const epoch = (r) => html`<tr${r.from_model ? ' class="inherited"' : ""}><td>${r.stage}</td><td>${r.epoch}</td><td class="num">${fixed(r.train_loss)}</td>
   <td class="num">${pct(r.train_acc)}</td><td class="num">${fixed(r.val_loss)}</td><td class="num">${pct(r.val_acc)}</td>
-  <td class="num">${r.lr !== undefined ? Number(r.lr).toExponential(1) : ""}</td><td class="num">${fixed(r.train_time_s, 1)}</td></tr>`;
+  <td class="num">${r.lr !== undefined ? Number(r.lr).toExponential(1) : ""}</td><td class="num">${fixed(r.train_time_s, 1)}</td>
+  <td>${r.from_model ? `<span class="muted">${esc(r.from_model)}</span>` : "this job"}</td></tr>`;
