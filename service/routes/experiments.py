@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from core import search
 from core.settings import Settings
 from core.store.experiments import ExperimentStore
 from core.store.jobs import JobStore
@@ -24,19 +25,20 @@ from core.store.records import (
     new_experiment_id,
     new_id,
 )
-from core.tasks import TaskQueue
 from fpar_models.config import TrainConfig
 from fpar_models.experiment import (
     Child,
     ExperimentRequest,
     GridError,
     Share,
+    check_search,
     columns,
     epochs_of,
     expand,
     plan,
     render,
 )
+from fpar_models.presets import resolve_config
 from service import idempotency
 from service.checks import check_queue_room, page_before, runnable
 from service.deps import (
@@ -47,6 +49,7 @@ from service.deps import (
     ModelsDep,
     QueueDep,
     SettingsDep,
+    StoresDep,
 )
 from service.errors import Problem, field_error
 from service.events import event_stream, experiment_events
@@ -58,33 +61,50 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "md": "text/markdown; charset=utf-8",
 
 @router.post("/experiments", status_code=202, response_model=ExperimentOut,
              summary="Queue a grid of training configs x trials; answers with the experiment")
-def submit_experiment(body: ExperimentRequest, response: Response, settings: SettingsDep, jobs: JobsDep,
-                      models: ModelsDep, experiments: ExperimentsDep, slots: IdempotencyDep, queue: QueueDep,
+def submit_experiment(body: ExperimentRequest, response: Response, settings: SettingsDep, stores: StoresDep,
+                      models: ModelsDep, slots: IdempotencyDep, queue: QueueDep,
                       idempotency_key: Annotated[str | None, Header(description="retries return the same "
                                                                     "experiment")] = None) -> ExperimentOut:
+    jobs, experiments = stores.jobs, stores.experiments
     try:
-        children = expand(body, settings.max_experiment_jobs)
+        children = [] if body.search else expand(body, settings.max_experiment_jobs)
+        first = check_search(body, settings.max_experiment_jobs) if body.search else []
     except GridError as e:
         raise field_error(e.loc, str(e)) from None
     configs = [runnable({**child.body, "seed": child.config.seed}, child.config, models, settings)
                for child in children]
+    if body.search:
+        base = runnable(body.base, resolve_config(body.base), models, settings)
+        check_queue_room(jobs, settings, JobKind.train, min(body.search.parallel, body.search.trials))
     exp_id = new_experiment_id()
     fingerprint = idempotency.fingerprint(body.model_dump(mode="json"))
     prior = idempotency.claim(slots, experiments, "experiment", idempotency_key, fingerprint, exp_id, 24 * 3600)
-    if prior is None:
-        try:
-            queue_experiment(exp_id, body, children, configs, settings, jobs, experiments, queue)
-        except Exception:
-            idempotency.release(slots, "experiment", idempotency_key)
-            raise
-    response.headers["Location"] = f"/experiments/{prior or exp_id}"
-    return ExperimentOut.from_record(experiments.get(prior or exp_id))
+    if prior:
+        response.headers["Location"] = f"/experiments/{prior}"
+        return ExperimentOut.from_record(experiments.get(prior))
+    try:
+        if body.search:  # its first trials are queued as it starts
+            search.start(stores, queue, settings.redis_url, ExperimentRecord(
+                id=exp_id, name=body.name, created_at=time.time(), base=body.base, grid=body.grid, points=body.points,
+                trials=1, children=[], search=body.search, naive_epochs=body.search.trials * epochs_of(base),
+                planned_epochs=body.search.trials * epochs_of(base)), first)
+            answer = ExperimentOut.from_record(experiments.get(exp_id))
+        else:
+            ready = write_experiment(exp_id, body, children, configs, settings, jobs, experiments)
+            answer = ExperimentOut.from_record(experiments.get(exp_id))  # as accepted: every job queued
+            for job_id in ready:
+                queue.send(JobKind.train, job_id)
+    except Exception:
+        idempotency.release(slots, "experiment", idempotency_key)
+        raise
+    response.headers["Location"] = f"/experiments/{exp_id}"
+    return answer
 
 
-def queue_experiment(exp_id: str, body: ExperimentRequest, children: list[Child], configs: list[TrainConfig],
-                     settings: Settings, jobs: JobStore, experiments: ExperimentStore, queue: TaskQueue) -> None:
+def write_experiment(exp_id: str, body: ExperimentRequest, children: list[Child], configs: list[TrainConfig],
+                     settings: Settings, jobs: JobStore, experiments: ExperimentStore) -> list[str]:
     """Write every job as queued (a shared stage's dependants waiting for it), then the
-    experiment, then send the tasks of the jobs that wait for nothing."""
+    experiment. Returns the jobs to send now: those that wait for nothing."""
     ids: dict[Share | int | None, str | None] = defaultdict(lambda: new_id(JobKind.train), {None: None})
     trainings = plan(configs, lambda share: model_id_of(ids[share]), body.share)
     check_queue_room(jobs, settings, JobKind.train, len(children) + len(trainings.shares))
@@ -99,9 +119,7 @@ def queue_experiment(exp_id: str, body: ExperimentRequest, children: list[Child]
                                         grid=body.grid, points=body.points, trials=body.trials, children=records,
                                         shared=shared, naive_epochs=sum(map(epochs_of, configs)),
                                         planned_epochs=trainings.epochs))
-    for job in (*shared, *records):
-        if job.after is None:
-            queue.send(JobKind.train, job.id)
+    return [job.id for job in (*shared, *records) if job.after is None]
 
 
 @router.get("/experiments", response_model=ExperimentList, summary="Experiments, newest first")
@@ -121,7 +139,7 @@ def get_experiment(exp: ExperimentDep) -> ExperimentOut:
 @router.get("/experiments/{exp_id}/table", summary="The table in the reports' layout",
             responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}})
 def experiment_table(exp: ExperimentDep, format: Literal["csv", "md", "json"] = "csv") -> Response:
-    return Response(render(exp.table, columns(exp.points, exp.grid), format), media_type=MEDIA[format])
+    return Response(render(exp.table, columns(exp.points, exp.grid, exp.search), format), media_type=MEDIA[format])
 
 
 @router.post("/experiments/{exp_id}/cancel", status_code=202, response_model=ExperimentOut,

@@ -109,7 +109,10 @@ export async function follow(card, job, name, signal) {
   try {
     await events(`/jobs/${job.id}/events`, (kind, data) => {
       if (kind === "progress" && data.videos !== undefined) progress = data;
-      else if (kind === "status") state = data;
+      else if (kind === "status") {  // it carries the job's progress as it ended: drawn with the status
+        state = data;
+        if (data.progress && data.progress.videos !== undefined) progress = data.progress;
+      }
       draw();
     }, signal);
     // the stream sends progress at most twice a second and ends at the status: the last word is the job's
