@@ -125,6 +125,25 @@ def test_an_experiment_from_the_form_shows_its_shared_stage_and_each_run(page, c
     shot(page, "experiment-run", tmp_path)
 
 
+def test_a_search_shows_its_trials_as_they_are_asked(page, client, tmp_path):
+    base = {**TINY, "preset": "egornn-attention", "image_size": 32, "stages": [{"epochs": 3}, None]}
+    body = {"name": "dashboard: a search", "base": base,
+            "search": {"trials": 3, "parallel": 1, "space": {"stages.0.lr": {"low": 1e-6, "high": 1e-2, "log": True}},
+                       "startup_trials": 1}}
+    exp = client.post("/experiments", json=body).json()
+    page.goto(f"/#/experiments/{exp['id']}")
+    page.wait_for_selector("#head [data-status=succeeded]", timeout=300_000)
+    page.wait_for_selector("#plot img")
+    done = client.get(f"/experiments/{exp['id']}").json()
+    assert page.locator("#search").inner_text() == "tpe, 3 of 3 trials asked, 1 at a time, median pruner"
+    trained = done["cost"]["trained_epochs"]
+    assert page.locator("#cost").inner_text() == f"{trained} trained of at most 9 (pruning stops trials early)"
+    assert page.locator("#exp-table th").first.inner_text() == "stages.0.lr"
+    assert page.locator("#runs-table tr").count() == 1 + 3
+    assert page.locator("#runs-table .reason").count() == sum(j["reason"] == "pruned" for j in done["jobs"])
+    shot(page, "experiment-search", tmp_path)
+
+
 def test_a_bad_config_is_shown_plainly(page):
     page.goto("/#/train")
     page.fill("#dataset", "synthetic")

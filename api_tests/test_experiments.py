@@ -4,8 +4,10 @@ once, its children starting from a shared stage 1, summarised as the reports' ta
 models it made."""
 import csv
 import io
+import os
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -163,6 +165,51 @@ def test_the_models_pictures(client, experiment):
     assert missing.status_code == 404 and "S2/lift_cup/99" in missing.json()["detail"]
 
 
+SEARCH_BASE = {**TINY, "preset": "egornn-attention", "image_size": 32, "stages": [{"epochs": 5}, None]}
+LR = {"low": 1e-6, "high": 1e-2, "log": True}
+
+
+@pytest.fixture(scope="module")
+def search(client, two_train_workers) -> dict:
+    """A grid of two stage-1 learning rates, then a search of 8 over the same range."""
+    grid = client.post("/experiments", json={"name": "the grid a search should beat", "base": SEARCH_BASE,
+                                             "grid": {"stages.0.lr": [1e-3, 1e-5]}}).json()
+    body = {"name": "search: stage-1 lr", "base": SEARCH_BASE,
+            "search": {"trials": 8, "parallel": 2, "space": {"stages.0.lr": LR}, "pruner": "median", "seed": 3}}
+    r = client.post("/experiments", json=body, headers={"Idempotency-Key": "search-1"})
+    assert r.status_code == 202, r.text
+    exp = r.json()
+    assert exp["search"]["method"] == "tpe" and len(exp["jobs"]) == 2 and exp["progress"]["total"] == 8
+    assert client.post("/experiments", json=body, headers={"Idempotency-Key": "search-1"}).json()["id"] == exp["id"]
+    done = wait_experiment(client, exp["id"], timeout_s=400)
+    return {"grid": wait_experiment(client, grid["id"]), "search": done}
+
+
+def test_a_search_prunes_hopeless_trials_and_beats_the_worst_grid_row(client, search):
+    done, grid = search["search"], search["grid"]
+    assert done["status"] == "succeeded" and sorted(j["trial"] for j in done["jobs"]) == list(range(8)), done["jobs"]
+    assert done["progress"] == {"ended": 8, "total": 8}
+    pruned = [j for j in done["jobs"] if j["reason"] == "pruned"]
+    assert pruned, [(j["point"], j["status"], j["best_val_acc"]) for j in done["jobs"]]
+    for j in pruned:
+        job = client.get(f"/jobs/{j['id']}").json()
+        assert job["status"] == "cancelled" and job["reason"] == "pruned" and len(job["metrics"]) < 5, job
+    ended = [j for j in done["jobs"] if j["status"] == "succeeded"]
+    assert all(LR["low"] <= j["point"]["stages.0.lr"] <= LR["high"] for j in done["jobs"])
+    means = [row["mean"] for row in done["table"]]  # best first, pruned trials (no mean) last
+    assert means[:len(ended)] == sorted((j["best_val_acc"] for j in ended), reverse=True)
+    assert done["table"][0]["mean"] >= min(row["mean"] for row in grid["table"]), (done["table"], grid["table"])
+    md = client.get(f"/experiments/{done['id']}/table", params={"format": "md"}).text
+    assert md.startswith("| stages.0.lr | trials | mean | std |"), md
+
+
+def test_a_search_s_picture_shows_each_trial_and_the_best_so_far(client, search, tmp_path):
+    image = _png(client.get(f"/experiments/{search['search']['id']}/plot.png"), 1200)
+    folder = Path(os.environ.get("FPAR_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    image.save(folder / "search.png")
+
+
 def test_bad_grids_are_refused_before_anything_is_queued(client, two_train_workers):
     before = {j["id"] for j in client.get("/jobs", params={"kind": "train", "limit": 500}).json()["jobs"]}
     bad = client.post("/experiments", json={"name": "typo", "base": BASE, "grid": {"stages.1.lrr": [1e-4, 1e-3]}})
@@ -172,6 +219,14 @@ def test_bad_grids_are_refused_before_anything_is_queued(client, two_train_worke
     huge = client.post("/experiments", json={"name": "big", "base": BASE, "grid": {"seed": list(range(50)),
                                              "frames": [4, 5]}, "trials": 3})
     assert huge.status_code == 422 and "FPAR_MAX_EXPERIMENT_JOBS" in huge.json()["detail"]
+    searching = {"name": "s", "base": BASE, "search": {"space": {"stages.1.lr": {"low": 1e-4, "high": 20}}}}
+    high = client.post("/experiments", json=searching)
+    assert high.status_code == 422 and high.json()["errors"][0]["loc"] == ["search", "space", "stages.1.lr"], high.text
+    repeated = client.post("/experiments", json={**searching, "trials": 3})
+    assert repeated.status_code == 422 and repeated.json()["errors"][0]["loc"][-1] == "trials", repeated.text
+    upside_down = client.post("/experiments", json={**searching, "search": {"space": {"stages.1.lr": {
+        "low": 1e-2, "high": 1e-4}}}})
+    assert upside_down.status_code == 422 and "low must be below high" in upside_down.text, upside_down.text
     after = {j["id"] for j in client.get("/jobs", params={"kind": "train", "limit": 500}).json()["jobs"]}
     assert after == before
 

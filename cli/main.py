@@ -207,8 +207,9 @@ def experiment_submit(file: Annotated[Path, typer.Argument(help="the request: {n
     cost, shared = exp["cost"], len(exp["shared"])
     sharing = f" after {shared} shared stage{'s' * (shared != 1)}, {cost['planned_epochs']} epochs in all " \
               f"({cost['naive_epochs']} with each job alone)" if shared else ""
-    queued(exp, as_json, f"queued [bold]{exp['id']}[/bold]: {len(exp['jobs'])} training jobs{sharing}",
-           experiment_watch if watch_ else None)
+    what = f"a {exp['search']['method']} search of {exp['search']['trials']} trials, {exp['search']['parallel']} " \
+        "at a time" if exp.get("search") else f"{len(exp['jobs'])} training jobs{sharing}"
+    queued(exp, as_json, f"queued [bold]{exp['id']}[/bold]: {what}", experiment_watch if watch_ else None)
 
 
 @experiment_app.command("list")
@@ -237,7 +238,8 @@ def experiment_watch(exp_id: str) -> None:
         elif e.kind == "job" and e.data["status"] in TERMINAL | {JobStatus.running}:
             acc = e.data.get("best_val_acc")
             out.print(f"{e.data['id']} {e.data['point']} trial {e.data['trial']}: {e.data['status']}"
-                      + (f" (val acc {acc:.3f})" if acc is not None else ""))
+                      + (f" (val acc {acc:.3f})" if acc is not None else "")
+                      + (f" ({e.data['reason']})" if e.data.get("reason") else ""), markup=False)
         elif e.kind == "progress" and e.data != progress:  # sent after every change; a child starting ends none
             progress = e.data
             out.print(f"{progress['ended']}/{progress['total']} ended")

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fpar_models.config import InitFrom, TrainConfig
+from fpar_models.config import InitFrom, TrainConfig, _conflict
 from fpar_models.formatting import format_value
 from fpar_models.presets import UnknownPreset, resolve_config
+from fpar_models.search import SearchRequest
 
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|\d{1,3})$")
 
@@ -48,6 +49,8 @@ class ExperimentRequest(BaseModel):
     trials: int = Field(1, ge=1, le=20, description="identical runs per grid point (seeds base seed + k)")
     share: bool = Field(True, description="train the stages children agree on once (a shared stage they all "
                         "start from) instead of once per child")
+    search: SearchRequest | None = Field(None, description="sample the points instead (Optuna): the grid and "
+                                         "points, if any, are its first trials")
 
     @field_validator("grid")
     @classmethod
@@ -66,18 +69,41 @@ class ExperimentRequest(BaseModel):
                 _check_path(path)
         return points
 
+    @model_validator(mode="after")
+    def _search(self) -> ExperimentRequest:
+        if self.search is None:
+            return self
+        if self.trials != 1:
+            raise _conflict("ExperimentRequest", ("trials",), "a search runs each point once: search.trials "
+                            "counts its trials", self.trials)
+        for path in self.search.space:
+            _check_path(path)
+        for path in columns(self.points, self.grid):
+            if path not in self.search.space:
+                raise _conflict("ExperimentRequest", ("search", "space"), f"'{path}' is in the grid or points "
+                                "(the search's first trials) but not in its space", path)
+        if len(self.combinations()) > self.search.trials:
+            raise _conflict("ExperimentRequest", ("search", "trials"), "fewer than the grid's and points' "
+                            "first trials", self.search.trials)
+        return self
+
     @property
     def columns(self) -> list[str]:
-        return columns(self.points, self.grid)
+        return columns(self.points, self.grid, self.search)
+
+    def locate(self, path: str) -> list[str]:
+        """Where in the request a point's path comes from."""
+        return ["grid" if path in self.grid else "points", path]
 
     def combinations(self) -> list[dict[str, Any]]:
         crossed = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
         return [{**point, **cell} for point in self.points or [{}] for cell in crossed]
 
 
-def columns(points: list[dict[str, Any]], grid: dict[str, list[Any]]) -> list[str]:
-    """The table's grid columns: every path of the points, then the grid's."""
-    return list(dict.fromkeys([*(path for p in points for path in p), *grid]))
+def columns(points: list[dict[str, Any]], grid: dict[str, list[Any]], search: SearchRequest | None = None
+            ) -> list[str]:
+    """The table's grid columns: every path of the points, then the grid's, then the search space's."""
+    return list(dict.fromkeys([*(path for p in points for path in p), *grid, *(search.space if search else ())]))
 
 
 def _check_path(path: str) -> None:
@@ -149,36 +175,64 @@ def _culprit(point: dict[str, Any], loc: tuple) -> str | None:
 
 
 def expand(request: ExperimentRequest, max_children: int) -> list[Child]:
-    """Every child config, validated; a GridError names the first path and value at fault."""
+    """Every child config, validated; a GridError names the first path and value at fault.
+    (A search's children are sampled as it runs: check_search validates its space.)"""
     points = request.combinations()
     if len(points) * request.trials > max_children:
         raise GridError(["grid"], f"{len(points)} grid points x {request.trials} trials = "
                         f"{len(points) * request.trials} training jobs; at most {max_children} "
                         "(FPAR_MAX_EXPERIMENT_JOBS)")
-    try:
-        resolve_config(request.base)
-    except (ValidationError, UnknownPreset, TypeError) as e:
-        raise GridError(["base"], f"base: {_first_error(e)}") from None
+    check_base(request)
     children = []
     for point in points:
-        body = request.base
-        for path, value in point.items():
-            try:
-                body = set_path(body, path, value)
-            except GridError as e:
-                e.loc[0] = "grid" if path in request.grid else "points"
-                raise
-        try:
-            cfg = resolve_config(body)
-        except (ValidationError, UnknownPreset) as e:
-            loc = e.errors()[0]["loc"] if isinstance(e, ValidationError) else ("preset",)
-            path = _culprit(point, loc) or next(iter(point), "grid")
-            where = ["grid", path] if path in request.grid else ["points", path]
-            raise GridError(where, f"{path} = {json.dumps(point.get(path))}: {_first_error(e)}") from None
+        body, cfg = point_config(request.base, point, request.locate)
         for trial in range(request.trials):
             seeded = TrainConfig.model_validate({**cfg.model_dump(mode="json"), "seed": cfg.seed + trial})
             children.append(Child(point, trial, body, seeded))
     return children
+
+
+def check_base(request: ExperimentRequest) -> TrainConfig:
+    try:
+        return resolve_config(request.base)
+    except (ValidationError, UnknownPreset, TypeError) as e:
+        raise GridError(["base"], f"base: {_first_error(e)}") from None
+
+
+def check_search(request: ExperimentRequest, max_children: int) -> list[dict[str, Any]]:
+    """A search's space, refused before anything runs where a range's end or a choice
+    makes an invalid config (a GridError at search.space.<path>). Returns its first trials:
+    the grid's and points' points, each checked likewise."""
+    search = request.search
+    if search.trials > max_children:
+        raise GridError(["search", "trials"], f"{search.trials} training jobs; at most {max_children} "
+                        "(FPAR_MAX_EXPERIMENT_JOBS)")
+    check_base(request)
+    for corner in search.corners():
+        point_config(request.base, corner, lambda path: ["search", "space", path])
+    first = [point for point in request.combinations() if point]
+    for point in first:
+        point_config(request.base, point, request.locate)
+    return first
+
+
+def point_config(base: dict[str, Any], point: dict[str, Any], loc: Callable[[str], list[str | int]]
+                 ) -> tuple[dict[str, Any], TrainConfig]:
+    """The training request of a point (base + its values) and its config. A GridError
+    names the point's path at fault, where `loc(path)` says."""
+    body = base
+    for path, value in point.items():
+        try:
+            body = set_path(body, path, value)
+        except GridError as e:
+            e.loc[:] = loc(path)
+            raise
+    try:
+        return body, resolve_config(body)
+    except (ValidationError, UnknownPreset) as e:
+        error_at = e.errors()[0]["loc"] if isinstance(e, ValidationError) else ("preset",)
+        path = _culprit(point, error_at) or next(iter(point), "grid")
+        raise GridError(loc(path), f"{path} = {json.dumps(point.get(path))}: {_first_error(e)}") from None
 
 
 def _first_error(e: Exception) -> str:
@@ -283,10 +337,11 @@ def epochs_of(cfg: TrainConfig) -> int:
 
 
 def cost_table(requests: list[ExperimentRequest]) -> str:
-    """Markdown: per experiment, its trainings and epochs with and without shared stages."""
+    """Markdown: per experiment, its trainings and epochs with and without shared stages
+    (a search's are sampled as it runs: not in the table)."""
     lines = ["| experiment | children | shared stages | epochs, each child alone | epochs, shared | saved |",
              "|---|---|---|---|---|---|"]
-    for request in requests:
+    for request in (r for r in requests if r.search is None):
         configs = [child.config for child in expand(request, 200)]
         shared, naive = plan(configs, lambda share: "m_shared"), sum(map(epochs_of, configs))
         lines.append(f"| {request.name} | {len(configs)} | {len(shared.shares)} | {naive} | {shared.epochs} | "

@@ -93,6 +93,53 @@ def experiment_curves(series: Sequence[dict[str, Any]], title: str, bounds: list
     return _png(fig)
 
 
+def search_curves(trials: Sequence[dict[str, Any]], title: str, bounds: list[tuple[int, int]]) -> bytes:
+    """A search: each trial's validation accuracy per epoch (a pruned trial's line stops
+    where it was pruned, with an x), and each trial's result by trial number with the best
+    so far. trials: {number, label, val_acc (per epoch), value (its best_val_acc or None),
+    pruned}, in trial order."""
+    fig = Figure(figsize=(13, 5))
+    curves_ax, history_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    for i, t in enumerate(trials):
+        colour = f"C{i % 10}"
+        acc = 100 * np.asarray(t["val_acc"], float)
+        x = np.arange(1, len(acc) + 1)
+        curves_ax.plot(x, acc, color=colour, linewidth=1.4, linestyle=":" if t["pruned"] else "-",
+                       label=f"#{t['number']} {t['label']}" + (" (pruned)" if t["pruned"] else ""))
+        if t["pruned"] and len(acc):
+            curves_ax.plot(x[-1], acc[-1], "x", color=colour, markersize=9, markeredgewidth=2)
+    _mark_stages(curves_ax, bounds)
+    curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves_ax.set(xlabel="epoch (all stages)", ylabel="validation accuracy (%)", ylim=(-4, 104),
+                  title="each trial (dotted, x: pruned there)")
+    curves_ax.title.set_fontsize(9)
+    curves_ax.grid(alpha=0.3)
+    curves_ax.legend(loc="upper left", fontsize=7, ncol=2 if len(trials) > 8 else 1)
+
+    numbers = [t["number"] for t in trials]
+    done = [(t["number"], 100 * t["value"]) for t in trials if t["value"] is not None]
+    pruned = [(t["number"], 100 * max(t["val_acc"])) for t in trials if t["pruned"] and t["val_acc"]]
+    if done:
+        history_ax.plot(*zip(*done), "o", color="C0", label="ended: best val acc")
+        best = np.maximum.accumulate([v for _, v in done])
+        last = max(numbers)  # the line runs on to the last trial: nothing after its jump beat it
+        history_ax.step([n for n, _ in done] + [last], [*best, best[-1]], where="post", color="k", linewidth=1.2,
+                        label="best so far")
+    if pruned:
+        history_ax.plot(*zip(*pruned), "x", color="C3", markersize=8, markeredgewidth=2,
+                        label="pruned: best before it stopped")
+    history_ax.set(xlabel="trial", ylabel="validation accuracy (%)", ylim=(-4, 104), title="the search")
+    history_ax.title.set_fontsize(9)
+    if numbers:
+        history_ax.set_xlim(min(numbers) - 0.5, max(numbers) + 0.5)
+    history_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    history_ax.grid(alpha=0.3)
+    history_ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def confusion(classes: Sequence[str], matrix: np.ndarray, title: str) -> bytes:
     """Rows are the true classes, normalised per row; the count is written in each cell
     when the matrix is small enough to read."""

@@ -17,6 +17,7 @@ from core.store.records import (
     ModelRecord,
 )
 from fpar_models.config import TrainConfig
+from fpar_models.search import SearchRequest
 from fpar_models.timeline.options import TrainingData
 
 Precision = Literal["fp32", "bf16", "int8"]  # fpar_models.serving.precision.PRECISIONS
@@ -79,6 +80,8 @@ class JobOut(BaseModel):
                               "until that one succeeded, failed or cancelled with it otherwise")
     epochs_trained: int | None = Field(None, description="train jobs: epochs it trained itself (rows marked "
                                        "from_model came trained with its init_from model)")
+    reason: Literal["pruned"] | None = Field(None, description="why a job no one cancelled was cancelled: pruned "
+                                             "(a search's trial its pruner stopped)")
 
     @classmethod
     def from_record(cls, job: JobRecord) -> JobOut:
@@ -154,6 +157,7 @@ class ExperimentJob(BaseModel):
     status: JobStatus
     best_val_acc: float | None = None
     after: str | None = Field(None, description="the shared stage it starts from (its job id)")
+    reason: Literal["pruned"] | None = Field(None, description="pruned: a search's pruner stopped it (cancelled)")
 
 
 class SharedJob(BaseModel):
@@ -187,6 +191,8 @@ class ExperimentOut(BaseModel):
     grid: dict[str, list[Any]]
     points: list[dict[str, Any]] = []
     trials: int
+    search: SearchRequest | None = Field(None, description="a search's request: `jobs` grows as it samples trials "
+                                         "(`trial` is the search's trial number), the table is sorted best first")
     jobs: list[ExperimentJob]
     shared: list[SharedJob] = Field(description="the shared stages, each before the jobs that start from it")
     table: list[TableRow]

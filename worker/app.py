@@ -9,7 +9,7 @@ cache), each made on first use; the tasks are registered by `include`. Besides i
 every worker runs a few threads: a heartbeat (GET /readyz looks for it); the reaper,
 which sends again the jobs whose worker went silent (they stay `running` until the next
 worker claims them), or fails them after FPAR_MAX_ATTEMPTS runs; the release of jobs
-queued behind another; the sweep of expired prediction frames.
+queued behind another; a round of every search; the sweep of expired prediction frames.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from functools import cached_property
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from core import search
 from core.cpu import meter
 from core.frames import FrameSpool
 from core.settings import Settings, get_settings
@@ -103,6 +104,12 @@ class WorkerApp(Celery):
                 continue
             jobs.unwait(job.id)
 
+    def advance_searches(self) -> None:
+        """Every search one round on (core.search): a trial whose worker died before it
+        could, or a search the gateway started, is never left waiting."""
+        for exp_id in self.stores.experiments.searching():
+            search.advance(self.stores, self.requeue, self.settings.redis_url, exp_id)
+
     def every(self, seconds: float, fn) -> None:
         def loop():
             while not self.stopping.wait(seconds):
@@ -139,6 +146,7 @@ def _started(sender=None, **_) -> None:
     app.every(5, app.beat)
     app.every(5, app.reap)
     app.every(5, app.release_waiting)
+    app.every(5, app.advance_searches)
     app.every(60, app.sweep)
 
 

@@ -4,6 +4,7 @@ is no second copy of any job state to fall out of step."""
 from __future__ import annotations
 
 import json
+import math
 
 import redis
 
@@ -24,13 +25,14 @@ from fpar_models.experiment import summarize
 
 
 def experiment_status(children: list[JobStatus], cancel_requested: bool,
-                      shared: list[JobStatus] = ()) -> JobStatus:
+                      shared: list[JobStatus] = (), more_to_come: bool = False) -> JobStatus:
     """queued until a job (a child or a shared stage) starts; running until every one
-    ended; then cancelled (if asked), succeeded (at least one child did) or failed."""
+    ended (and a search has asked for all its trials); then cancelled (if asked),
+    succeeded (at least one child did) or failed."""
     every = [*children, *shared]
     if all(s == JobStatus.queued for s in every):
         return JobStatus.cancelled if cancel_requested else JobStatus.queued
-    if not all(s in TERMINAL for s in every):
+    if not all(s in TERMINAL for s in every) or (more_to_come and not cancel_requested):
         return JobStatus.running
     if cancel_requested:
         return JobStatus.cancelled
@@ -54,6 +56,23 @@ class ExperimentStore:
     def request_cancel(self, exp_id: str) -> None:
         self.r.hset(keys.experiment(exp_id), "cancel", 1)
 
+    def record(self, exp_id: str) -> ExperimentRecord | None:
+        raw = self.r.hgetall(keys.experiment(exp_id))
+        return ExperimentRecord.from_hash(raw) if raw else None
+
+    def set_children(self, exp_id: str, children: list[ExperimentChild]) -> None:
+        """A search's children, as it adds them (its driver holds the search's lock)."""
+        self.r.hset(keys.experiment(exp_id), "children", json.dumps([c.model_dump(mode="json") for c in children]))
+
+    def searching(self) -> list[str]:
+        return sorted(i.decode() for i in self.r.smembers(keys.SEARCHING))
+
+    def set_searching(self, exp_id: str, on: bool) -> None:
+        (self.r.sadd if on else self.r.srem)(keys.SEARCHING, exp_id)
+
+    def is_searching(self, exp_id: str) -> bool:
+        return bool(self.r.sismember(keys.SEARCHING, exp_id))
+
     def get(self, exp_id: str) -> Experiment | None:
         raw = self.r.hgetall(keys.experiment(exp_id))
         if not raw:
@@ -61,19 +80,26 @@ class ExperimentStore:
         record = ExperimentRecord.from_hash(raw)
         pipe = self.r.pipeline()
         for job in (*record.children, *record.shared):
-            pipe.hmget(keys.job(job.id).record, "status", "result", "finished_at", "epochs_trained", "error")
+            pipe.hmget(keys.job(job.id).record, "status", "result", "finished_at", "epochs_trained", "error", "reason")
         found = pipe.execute()
         jobs = [_state(child, *fields) for child, fields in zip(record.children, found)]
         shared = [_shared(share, *fields) for share, fields in zip(record.shared, found[len(jobs):])]
         table = summarize([(j.point, j.best_val_acc if j.status == JobStatus.succeeded else None) for j in jobs])
+        search = record.search
+        if search:  # the search's best first
+            table.sort(key=lambda row: -row["mean"] if row["mean"] is not None else math.inf)
+        more_to_come = bool(search) and len(jobs) < search.trials and self.is_searching(exp_id)
         statuses = [j.status for j in (*jobs, *shared)]
         cost = ExperimentCost(naive_epochs=record.naive_epochs, planned_epochs=record.planned_epochs,
                               trained_epochs=sum(int(fields[3] or 0) for fields in found))
         exp = Experiment(**record.model_dump(exclude={"children", "shared", "cancel", "naive_epochs",
                                                       "planned_epochs"}),
                          jobs=jobs, shared=shared, table=table, cost=cost, finished_at=None,
-                         status=experiment_status([j.status for j in jobs], record.cancel, [j.status for j in shared]),
-                         progress=ExperimentProgress(ended=sum(s in TERMINAL for s in statuses), total=len(statuses)))
+                         status=experiment_status([j.status for j in jobs], record.cancel, [j.status for j in shared],
+                                                  more_to_come),
+                         progress=ExperimentProgress(ended=sum(s in TERMINAL for s in statuses),
+                                                     total=len(statuses) + (search.trials - len(jobs)
+                                                                            if more_to_come else 0)))
         finished = [j.finished_at for j in jobs if j.finished_at]
         if exp.ended and finished:  # it ended when its last child did
             exp.finished_at = max(finished)
@@ -89,15 +115,15 @@ class ExperimentStore:
 
 
 def _state(child: ExperimentChild, status: bytes | None, result: bytes | None, finished: bytes | None,
-           *_) -> ChildState:
+           _epochs, _error, reason: bytes | None) -> ChildState:
     """A child's state from its job's fields; a job that is gone counts as failed."""
     return ChildState(**child.model_dump(), status=status.decode() if status else JobStatus.failed,
                       best_val_acc=json.loads(result).get("best_val_acc") if result else None,
-                      finished_at=float(finished) if finished else None)
+                      finished_at=float(finished) if finished else None, reason=reason.decode() if reason else None)
 
 
 def _shared(share: SharedStage, status: bytes | None, result: bytes | None, _finished, _epochs,
-            error: bytes | None) -> SharedState:
+            error: bytes | None, _reason) -> SharedState:
     return SharedState(**share.model_dump(), status=status.decode() if status else JobStatus.failed,
                        best_val_acc=json.loads(result).get("best_val_acc") if result else None,
                        error=json.loads(error) if error else None)

@@ -171,6 +171,10 @@ class JobStore:
             self._ended(job_id, status)
         return outcome
 
+    def set_reason(self, job_id: str, reason: str) -> None:
+        """Why a job is about to be cancelled though no one asked (records.JobRecord.reason)."""
+        self.r.hset(keys.job(job_id).record, "reason", reason)
+
     def waiting(self) -> list[tuple[JobRecord, JobRecord | None]]:
         """Each job waiting for another, with that one (None: it is gone), oldest first."""
         ids = [i.decode() for i in self.r.zrange(keys.WAITING, 0, -1)]

@@ -9,6 +9,9 @@
     fpar:job:{id}:windows      list    a timeline's window rows, as its chunks are done (any order)
     fpar:job:{id}:picture      string  a timeline's PNG, drawn when it succeeds
     fpar:waiting               zset    jobs queued behind another (records.JobRecord.after), by creation time
+    fpar:searching             set     experiments whose search has not ended (core.search advances them)
+    fpar:search:{id}:lock      string  held by the process advancing that search (expires)
+    optuna:*                   ...     the searches' Optuna journals (JournalRedisBackend, prefix "optuna:")
     fpar:predictions           stream  predict job ids, queued; the predict workers read it as one group
     fpar:idx:all | kind:{k} | status:{s} | {k}:{s}    zsets  job ids by creation time
     fpar:model:{id}            string  a registered model (records.ModelRecord, JSON)
@@ -68,6 +71,7 @@ def job_index(kind: str | None, status: str | None) -> str:
 
 
 WAITING = f"{PREFIX}waiting"          # jobs whose task is sent once the job they wait for succeeds
+SEARCHING = f"{PREFIX}searching"      # experiments whose search asks for more trials or waits for some
 PREDICTIONS = f"{PREFIX}predictions"  # the predict queue (core.store.predictions)
 PREDICTORS = "predict"                # its consumer group: every predict worker
 
@@ -77,6 +81,10 @@ def model(model_id: str) -> str:
 
 
 MODELS = index("models")
+
+
+def search_lock(exp_id: str) -> str:
+    return f"{PREFIX}search:{exp_id}:lock"
 
 
 def experiment(exp_id: str) -> str:

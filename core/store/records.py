@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fpar_models.config import TrainConfig
+from fpar_models.search import SearchRequest
 from fpar_models.timeline.options import TrainingData
 
 
@@ -119,6 +120,8 @@ class JobRecord(_Hash):
     windows: list[dict[str, Any]] | None = Field(None, description="timeline jobs: one row per window, in time order")
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = Field(None, description="why it failed: {type, message}")
+    reason: Literal["pruned"] | None = Field(None, description="why it was cancelled when no one asked: pruned "
+                                             "(a search's trial its pruner stopped)")
     batch_size: int | None = Field(None, description="predictions: how many ran in its forward pass")
 
     @property
@@ -192,8 +195,10 @@ class SharedStage(BaseModel):
 
 
 class ExperimentCost(BaseModel):
-    naive_epochs: int = Field(description="what the children would train on their own, every stage")
-    planned_epochs: int = Field(description="with the shared stages trained once")
+    naive_epochs: int = Field(description="what the children would train on their own, every stage (a search: "
+                              "its trials x its base config's epochs)")
+    planned_epochs: int = Field(description="with the shared stages trained once (a search: at most, as naive; "
+                                "pruning trains fewer)")
     trained_epochs: int = Field(description="trained so far, counted from the workers' epochs (early stops "
                                 "train fewer, a rerun after a lost worker more)")
 
@@ -201,7 +206,7 @@ class ExperimentCost(BaseModel):
 class ExperimentRecord(_Hash):
     """`fpar:exp:{id}`: what was asked for and the children's ids. Their states are not
     copied here: an experiment is read together with its children (Experiment)."""
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("base", "grid", "points", "children", "shared")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("base", "grid", "points", "children", "shared", "search")
 
     id: str
     name: str
@@ -214,6 +219,8 @@ class ExperimentRecord(_Hash):
     shared: list[SharedStage] = Field(default_factory=list)
     naive_epochs: int = 0
     planned_epochs: int = 0
+    search: SearchRequest | None = Field(None, description="a search's request; its children are added as "
+                                         "it asks for trials (core.search)")
     cancel: bool = False
 
 
@@ -221,6 +228,7 @@ class ChildState(ExperimentChild):
     status: JobStatus
     best_val_acc: float | None = None
     finished_at: float | None = None
+    reason: Literal["pruned"] | None = None
 
 
 class SharedState(SharedStage):
@@ -247,6 +255,7 @@ class Experiment(BaseModel):
     grid: dict[str, list[Any]]
     points: list[dict[str, Any]]
     trials: int
+    search: SearchRequest | None = None
     jobs: list[ChildState]
     shared: list[SharedState]
     table: list[dict[str, Any]]

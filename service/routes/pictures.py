@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Response
 
 from core.settings import Settings
 from core.store.answers import answer_key
-from core.store.records import Answer, JobKind, ModelRecord
+from core.store.jobs import JobStore
+from core.store.records import Answer, Experiment, JobKind, JobStatus, ModelRecord
 from fpar_models import plots
 from fpar_models.data.gtea61 import RGB_DIR
 from fpar_models.formatting import format_value
@@ -44,6 +45,8 @@ def job_plot(job: JobDep) -> Response:
 @router.get("/experiments/{exp_id}/plot.png", response_class=Response, responses=PNG,
             summary="Validation accuracy per epoch of every grid point: mean over trials, min-max band")
 def experiment_plot(exp: ExperimentDep, jobs: JobsDep) -> Response:
+    if exp.search:
+        return search_plot(exp, jobs)
     series, bounds = [], []
     for row in exp.table:
         children = [jobs.get(j.id) for j in exp.jobs if j.point == row["point"]]
@@ -61,6 +64,23 @@ def experiment_plot(exp: ExperimentDep, jobs: JobsDep) -> Response:
     if not series:
         raise Problem(409, f"experiment '{exp.id}' has no finished epoch yet ({exp.status})", kind="wrong-state")
     return _png(plots.experiment_curves(series, f"{exp.name} ({exp.id}, {exp.status})", bounds))
+
+
+def search_plot(exp: Experiment, jobs: JobStore) -> Response:
+    trials, bounds = [], []
+    for child in sorted(exp.jobs, key=lambda j: j.trial):
+        job = jobs.get(child.id)
+        rows = (job.metrics or []) if job else []
+        bounds = bounds or plots.stage_bounds(rows)
+        label = ", ".join(f"{path}={value:.3g}" if isinstance(value, float) else f"{path}={format_value(value)}"
+                          for path, value in child.point.items())  # a sampled float: three digits say enough
+        trials.append({"number": child.trial, "label": label, "val_acc": [r["val_acc"] for r in rows],
+                       "value": child.best_val_acc if child.status == JobStatus.succeeded else None,
+                       "pruned": child.reason == "pruned"})
+    if not any(t["val_acc"] for t in trials):
+        raise Problem(409, f"experiment '{exp.id}' has no finished epoch yet ({exp.status})", kind="wrong-state")
+    return _png(plots.search_curves(trials, f"{exp.name} ({exp.id}, {exp.status}, {exp.search.method} search, "
+                                            f"{exp.search.pruner or 'no'} pruner)", bounds))
 
 
 # -- a model on its dataset, computed by a predict worker ----------------------------------

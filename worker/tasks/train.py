@@ -3,12 +3,13 @@ on success the model is published to the model store and registered."""
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
 
-from core import tasks
-from core.store.records import JobStatus, ModelRecord, model_id_of
+from core import search, tasks
+from core.store.records import JobRecord, JobStatus, ModelRecord, model_id_of
 from fpar_models.config import TrainConfig
 from fpar_models.files import atomic_path
 from fpar_models.timeline.options import TrainingData
@@ -24,41 +25,50 @@ PROGRESS_EVERY_S = 0.5
 def train_job(job_id: str) -> None:
     if not claimed(job_id):
         return
-    cfg = TrainConfig.model_validate(jobs().get(job_id, metrics=False).request)
+    job = jobs().get(job_id, metrics=False)
+    cfg = TrainConfig.model_validate(job.request)
+    trial = search.trial_of(app.stores, job)
     out = app.settings.runs_dir / job_id
     if (out / LAST).exists():  # a rerun after a lost worker resumes from its last epoch
         log.info("job %s resumes from its last checkpoint", job_id)
+    pruned: list[bool] = []
     with running(job_id):
         try:
-            result = train(cfg, app.settings.data_dir, out, callbacks=reporting(job_id),
+            result = train(cfg, app.settings.data_dir, out, callbacks=reporting(job_id, cfg, trial, pruned),
                            compute=app.models.compute, resolve_model=model_path)
             model_id = register(job_id, cfg, out, result)
         except Cancelled:
-            end(job_id, JobStatus.cancelled)
+            if pruned:  # a pruned trial is never resumed: its checkpoints go
+                jobs().set_reason(job_id, "pruned")
+                shutil.rmtree(out, ignore_errors=True)
+            end(job, JobStatus.cancelled)
             return
         except Exception as e:
             log.exception("training job %s failed", job_id)
-            end(job_id, JobStatus.failed, error=failure(e))
+            end(job, JobStatus.failed, error=failure(e))
             return
     outcome = {"model": model_id, "best_val_acc": result.best_val_acc, "test_acc": result.test_acc}
-    end(job_id, JobStatus.succeeded, result={**outcome, **({"early_stops": result.early_stops}
-                                                              if result.early_stops else {})})
+    end(job, JobStatus.succeeded, result={**outcome, **({"early_stops": result.early_stops}
+                                                           if result.early_stops else {})})
     shutil.rmtree(out, ignore_errors=True)  # checkpoints served their purpose; the model is registered
 
 
-def end(job_id: str, status: JobStatus, **fields) -> None:
-    """End the job, and release (or end) the jobs waiting for it at once rather than at
-    the reaper's next round."""
-    jobs().finish(job_id, status, **fields)
+def end(job: JobRecord, status: JobStatus, **fields) -> None:
+    """End the job, then at once rather than at the workers' next round: release (or end)
+    the jobs waiting for it, and advance its search if it is a trial of one."""
+    jobs().finish(job.id, status, **fields)
     try:
         app.release_waiting()
+        if job.experiment is not None and app.stores.experiments.is_searching(job.experiment):
+            search.advance(app.stores, app.requeue, app.settings.redis_url, job.experiment)
     except Exception:
-        log.warning("releasing the jobs after %s failed; the reaper will", job_id, exc_info=True)
+        log.warning("what follows %s failed; the workers' loop will do it", job.id, exc_info=True)
 
 
-def reporting(job_id: str) -> Callbacks:
+def reporting(job_id: str, cfg: TrainConfig, trial: search.Trial | None, pruned: list[bool]) -> Callbacks:
     """Progress to the job at most twice a second (and at the end), a metrics row per
-    epoch, and the cancel flag between batches."""
+    epoch (for a search's trial, told to its pruner, which may stop it: `pruned`), and the
+    cancel flag between batches."""
     last = [0.0]
 
     def progress(p: dict) -> None:
@@ -67,9 +77,21 @@ def reporting(job_id: str) -> Callbacks:
             last[0] = now
             jobs().set_progress(job_id, p)
 
-    return Callbacks(on_progress=progress, on_epoch=lambda row: jobs().add_metrics(job_id, row),
+    def epoch(row: dict) -> None:
+        jobs().add_metrics(job_id, row)
+        if trial is None or math.isnan(row["val_acc"]):
+            return
+        step = sum(s.epochs for s in cfg.stages[:row["stage"] - 1]) + row["epoch"]
+        try:
+            if search.report(app.stores, app.settings.redis_url, trial, step, row["val_acc"]):
+                log.info("job %s: trial %d pruned after epoch %d", job_id, trial.number, step)
+                pruned.append(True)
+        except Exception:  # the pruner advises; a search whose study is unreachable trains on
+            log.warning("job %s: reporting to its search failed", job_id, exc_info=True)
+
+    return Callbacks(on_progress=progress, on_epoch=epoch,
                      on_start=lambda history: jobs().reset_metrics(job_id, history),
-                     should_stop=lambda: jobs().cancel_requested(job_id))
+                     should_stop=lambda: bool(pruned) or jobs().cancel_requested(job_id))
 
 
 def model_path(ref: str) -> Path:

@@ -28,17 +28,22 @@ export default async function experimentPage({view, signal}, id) {
 }
 
 const summary = (exp) => html`<div class="kv"><div>name</div><div>${esc(exp.name)}</div>
-  <div>status</div><div>${badge(exp.status)}</div><div>trials</div><div>${exp.trials}</div>
-  <div>epochs</div><div id="cost">${exp.cost.trained_epochs} trained of ${exp.cost.planned_epochs}
-  (${exp.cost.naive_epochs} with each run alone)</div></div>
+  <div>status</div><div>${badge(exp.status)}</div>
+  ${exp.search ? `<div>search</div><div id="search">${esc(exp.search.method)}, ${exp.jobs.length} of
+    ${exp.search.trials} trials asked, ${exp.search.parallel} at a time, ${esc(exp.search.pruner || "no")} pruner</div>`
+    : `<div>trials</div><div>${exp.trials}</div>`}
+  <div>epochs</div><div id="cost">${exp.search
+    ? `${exp.cost.trained_epochs} trained of at most ${exp.cost.planned_epochs} (pruning stops trials early)`
+    : `${exp.cost.trained_epochs} trained of ${exp.cost.planned_epochs} (${exp.cost.naive_epochs} with each run alone)`}</div></div>
   ${isOver(exp.status) ? "" : `<button class="danger" id="cancel">Cancel every run</button>`}`;
 
 // One column per grid path (and per key of the explicit points), then the statistics.
 function table(exp) {
-  const paths = [...new Set(Object.keys(exp.grid || {}).concat(exp.points && exp.points.length ? Object.keys(exp.points[0]) : []))];
+  const paths = [...new Set(Object.keys(exp.grid || {}).concat(exp.points && exp.points.length ? Object.keys(exp.points[0]) : [],
+    exp.search ? Object.keys(exp.search.space) : []))];
   return html`<table id="exp-table"><tr>${paths.map((p) => `<th>${esc(p)}</th>`).join("")}
     <th>trials</th><th>mean</th><th>std</th><th>min</th><th>max</th></tr>
-    ${exp.table.map((r) => `<tr>${paths.map((p) => `<td>${esc(JSON.stringify(r.point[p]))}</td>`).join("")}
+    ${exp.table.map((r) => `<tr>${paths.map((p) => `<td>${esc(value(r.point[p]))}</td>`).join("")}
     <td class="num">${r.trials}</td><td class="num">${pct(r.mean)}</td><td class="num">${pct(r.std)}</td>
     <td class="num">${pct(r.min)}</td><td class="num">${pct(r.max)}</td></tr>`).join("")}</table>`;
 }
@@ -50,8 +55,12 @@ const runs = (exp) => html`<table id="runs-table"><tr><th>job</th><th>point</th>
   ${exp.shared.map((s) => `<tr class="shared"><td>${link(s.id)}</td>
   <td>shared stage${s.stages > 1 ? `s 1-${s.stages}` : " 1"} of ${s.dependants.length} jobs</td><td></td>
   <td>${s.after ? link(s.after) : ""}</td><td>${badge(s.status)}</td><td class="num">${pct(s.best_val_acc)}</td></tr>`).join("")}
-  ${exp.jobs.map((j) => `<tr><td>${link(j.id)}</td><td>${esc(JSON.stringify(j.point))}</td>
-  <td>${j.trial}</td><td>${j.after ? link(j.after) : ""}</td><td>${badge(j.status)}</td>
+  ${exp.jobs.map((j) => `<tr><td>${link(j.id)}</td><td>${esc(Object.entries(j.point).map(([p, v]) => `${p}=${value(v)}`).join(", "))}</td>
+  <td>${j.trial}</td><td>${j.after ? link(j.after) : ""}</td>
+  <td>${badge(j.status)}${j.reason ? ` <span class="muted reason">${esc(j.reason)}</span>` : ""}</td>
   <td class="num">${pct(j.best_val_acc)}</td></tr>`).join("")}</table>`;
+
+// a point's value as a person reads it: a sampled float to three significant digits
+const value = (v) => (typeof v === "number" && !Number.isInteger(v) ? String(Number(v.toPrecision(3))) : JSON.stringify(v));
 
 const link = (id) => `<a href="#/jobs/${esc(id)}">${esc(id)}</a>`;
