@@ -1,6 +1,8 @@
 """Accepted, then failed: what the gateway can see will fail is settled at submit. Each of
 these requests used to be accepted and then fail in a worker, or fail for a reason a
 client could not act on."""
+import shutil
+
 import pytest
 
 from stack_helpers import TINY, frames_of, tiny_train, wait_for
@@ -111,3 +113,22 @@ def test_a_training_starts_after_a_stage_of_a_trained_model(client, trained):
     # the new model trained stage 2 only: its stage 1 is its source's
     child = done["result"]["model"]
     assert refused({"init_from": {"model": child, "stage": 1}}) == ["init_from", "stage"]
+
+
+def test_a_model_fine_tunes_on_other_classes_only_with_a_new_classifier(client, stack, trained):
+    """Another dataset (two of the six actions): keeping the classifier is refused; a reset
+    one trains stage 2 on the new classes from the model's stage 1."""
+    source, target = stack.data_dir / "synthetic" / "processed_frames2", stack.data_dir / "two_actions"
+    for user in source.iterdir():
+        for action in ("close_box", "lift_cup"):
+            shutil.copytree(user / action, target / "processed_frames2" / user.name / action, dirs_exist_ok=True)
+    body = {**tiny_train(epochs=(1, 1)), "dataset": "two_actions", "stages": [{}, {"epochs": 1}],
+            "init_from": {"model": trained["result"]["model"], "stage": 1}}
+    kept = client.post("/train", json=body)
+    assert kept.status_code == 422 and kept.json()["errors"][0]["loc"] == ["init_from", "classes"], kept.text
+    reset = client.post("/train", json={**body, "init_from": {**body["init_from"], "classes": "reset"}})
+    assert reset.status_code == 202, reset.text
+    done = wait_for(client, reset.json()["id"], timeout_s=240)
+    assert done["status"] == "succeeded", done["error"]
+    assert [r["stage"] for r in done["metrics"]] == [2]  # another classifier: the model's rows are not its history
+    assert client.get(f"/models/{done['result']['model']}").json()["classes"] == ["close_box", "lift_cup"]
