@@ -55,13 +55,13 @@ def start(stores: Stores, queue: TaskQueue, redis_url: str, record: ExperimentRe
 def advance(stores: Stores, queue: TaskQueue, redis_url: str, exp_id: str) -> None:
     """One round of the search, unless another process is doing one."""
     lock, token = keys.search_lock(exp_id), uuid.uuid4().hex
-    if not stores.jobs.r.set(lock, token, nx=True, ex=LOCK_S):
+    if not stores.client.set(lock, token, nx=True, ex=LOCK_S):
         return
     try:
         _advance(stores, queue, redis_url, exp_id)
     finally:
-        if stores.jobs.r.get(lock) == token.encode():
-            stores.jobs.r.delete(lock)
+        if stores.client.get(lock) == token.encode():
+            stores.client.delete(lock)
 
 
 def _advance(stores: Stores, queue: TaskQueue, redis_url: str, exp_id: str) -> None:
@@ -81,10 +81,10 @@ def _advance(stores: Stores, queue: TaskQueue, redis_url: str, exp_id: str) -> N
     while not record.cancel and len(children) < spec.trials and running < spec.parallel:
         study.sampler = spec.sampler(len(children))
         trial = study.ask(spec.distributions())
-        child = _create(stores, study, record, trial.number, trial.params)
+        child, queued = _create(stores, study, record, trial.number, trial.params)
         children.append(child)
         experiments.set_children(exp_id, children)  # before its task: its worker looks itself up there
-        if jobs.get(child.id, metrics=False).status == JobStatus.queued:
+        if queued:
             queue.send(JobKind.train, child.id)
             running += 1
     if (record.cancel or len(children) >= spec.trials) and running == 0:
@@ -103,9 +103,9 @@ def _tell(study: optuna.Study, number: int, job: JobRecord | None) -> None:
 
 
 def _create(stores: Stores, study: optuna.Study, record: ExperimentRecord, number: int,
-            point: dict) -> ExperimentChild:
-    """The trial's training job, queued; or failed at once when its point makes no valid
-    config (a combination the space's checks at submit could not see)."""
+            point: dict) -> tuple[ExperimentChild, bool]:
+    """The trial's training job, queued (True); or failed at once when its point makes no
+    valid config (a combination the space's checks at submit could not see)."""
     job_id = new_id(JobKind.train)
     try:
         _, cfg = point_config(record.base, point, lambda path: ["search", "space", path])
@@ -113,10 +113,10 @@ def _create(stores: Stores, study: optuna.Study, record: ExperimentRecord, numbe
         stores.jobs.create(JobKind.train, record.base, job_id=job_id, experiment=record.id)
         stores.jobs.end_queued(job_id, JobStatus.failed, error={"type": "invalid_config", "message": str(e)})
         study.tell(number, state=TrialState.FAIL)
-        return ExperimentChild(id=job_id, point=point, trial=number, seed=0)
+        return ExperimentChild(id=job_id, point=point, trial=number, seed=0), False
     stores.jobs.create(JobKind.train, cfg.model_dump(mode="json"), warnings=cfg.start_warnings(), job_id=job_id,
                        experiment=record.id)
-    return ExperimentChild(id=job_id, point=point, trial=number, seed=cfg.seed)
+    return ExperimentChild(id=job_id, point=point, trial=number, seed=cfg.seed), True
 
 
 @dataclass(frozen=True)

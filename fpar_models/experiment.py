@@ -349,6 +349,12 @@ def cost_table(requests: list[ExperimentRequest]) -> str:
     return "\n".join(lines)
 
 
+def requests_in(markdown: str) -> list[ExperimentRequest]:
+    """The experiment bodies of a document (its ```json blocks), as docs/experiments.md has them."""
+    return [ExperimentRequest.model_validate(json.loads(body)) for body in re.findall(r"```json\n(.*?)\n```",
+                                                                                       markdown, re.S)]
+
+
 # -- the table -----------------------------------------------------------------------------
 
 def summarize(trials: list[tuple[dict[str, Any], float | None]]) -> list[dict[str, Any]]:
@@ -400,6 +406,4 @@ if __name__ == "__main__":  # the cost table of docs/experiments.md, from its bo
     import sys
     from pathlib import Path
 
-    text = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/experiments.md").read_text()
-    print(cost_table([ExperimentRequest.model_validate(json.loads(body))
-                      for body in re.findall(r"```json\n(.*?)\n```", text, re.S)]))
+    print(cost_table(requests_in(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/experiments.md").read_text())))

@@ -106,15 +106,25 @@ def fit_stream_sources(body: dict[str, Any], cfg: TrainConfig, models: ModelRegi
         if source.classes != class_names(settings.data_dir / cfg.dataset):
             raise field_error(["model", field], f"model '{ref}' was trained on other classes than those of "
                               f"dataset '{cfg.dataset}'")
-        for name in shape_fields:
-            theirs, ours = getattr(source.config.model, name), getattr(cfg.model, name)
-            if theirs == ours:
-                continue
-            if name in requested:
-                raise field_error(["model", name], f"{field} '{ref}' was trained with {name} {theirs}; "
-                                  f"the two-stream model must match it (drop model.{name} to take it)")
-            adopted[name] = theirs
+        adopted |= adopt_shapes(requested, source.config.model, cfg.model, shape_fields, f"{field} '{ref}'",
+                                "the two-stream model")
     return resolve_config(deep_merge(body, {"model": adopted})) if adopted else cfg
+
+
+def adopt_shapes(requested: dict[str, Any], theirs: Any, ours: Any, names: tuple[str, ...], source: str,
+                 what: str) -> dict[str, Any]:
+    """The model fields (`names`) a trained model fixes: those where the config differs
+    from it, to be taken from it; a `422` if the request set one of them itself."""
+    adopted = {}
+    for name in names:
+        value = getattr(theirs, name)
+        if value == getattr(ours, name):
+            continue
+        if name in requested:
+            raise field_error(["model", name], f"{source} was trained with {name} {value}; {what} must match "
+                              f"it (drop model.{name} to take it)")
+        adopted[name] = value
+    return adopted
 
 
 SHAPE_FIELDS = ("arch", "attention", "mem_size", "stack_size")  # what a model's weights fix, with its heads
@@ -143,13 +153,8 @@ def fit_init_from(body: dict[str, Any], cfg: TrainConfig, models: ModelRegistry,
                           f"those of dataset '{cfg.dataset}' (\"reset\" gives it a new classifier)")
     requested = body.get("model") if isinstance(body.get("model"), dict) else {}
     theirs, ours = source.config.model, cfg.model
-    adopted: dict[str, Any] = {}
-    for name in SHAPE_FIELDS:
-        if getattr(theirs, name) != getattr(ours, name):
-            if name in requested:
-                raise field_error(["model", name], f"init_from model '{source.id}' has {name} "
-                                  f"{getattr(theirs, name)}; drop model.{name} to take it")
-            adopted[name] = getattr(theirs, name)
+    adopted = adopt_shapes(requested, theirs, ours, SHAPE_FIELDS, f"init_from model '{source.id}'",
+                           "a run starting from it")
     if _head_shapes(theirs.heads) != _head_shapes(ours.heads):
         if "heads" in requested:
             raise field_error(["model", "heads"], f"init_from model '{source.id}' has other heads: "

@@ -13,13 +13,9 @@ def test_the_preset_table_in_the_docs_is_what_get_presets_returns():
 
 
 def test_every_experiment_body_in_the_docs_expands_into_valid_configs():
-    import json
-    import re
+    from fpar_models.experiment import check_search, expand, requests_in
 
-    from fpar_models.experiment import ExperimentRequest, check_search, expand
-
-    text = (DOCS / "experiments.md").read_text()
-    requests = [ExperimentRequest.model_validate(json.loads(b)) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+    requests = requests_in((DOCS / "experiments.md").read_text())
     assert len(requests) >= 21 and any(r.search for r in requests)
     for request in requests:
         if request.search:
@@ -29,12 +25,8 @@ def test_every_experiment_body_in_the_docs_expands_into_valid_configs():
 
 
 def test_the_cost_table_in_the_docs_is_what_the_planner_makes_of_its_bodies():
-    import json
-    import re
-
-    from fpar_models.experiment import ExperimentRequest, cost_table
+    from fpar_models.experiment import cost_table, requests_in
 
     text = (DOCS / "experiments.md").read_text()
     table = text.split("<!-- costs:begin -->\n")[1].split("\n<!-- costs:end -->")[0]
-    bodies = [ExperimentRequest.model_validate(json.loads(b)) for b in re.findall(r"```json\n(.*?)\n```", text, re.S)]
-    assert table == cost_table(bodies), "docs/experiments.md is stale: paste `python -m fpar_models.experiment` in"
+    assert table == cost_table(requests_in(text)), "docs/experiments.md is stale: paste `python -m fpar_models.experiment` in"

@@ -90,18 +90,20 @@ class WorkerApp(Celery):
         once: its claim)."""
         jobs = self.stores.jobs
         for job, before in jobs.waiting():
-            if not job.ended and (before is None or before.ended):
-                if before is not None and before.status == JobStatus.succeeded:
-                    self.requeue.send(job.kind, job.id)
-                elif before is not None and before.status == JobStatus.cancelled:
-                    jobs.cancel(job.id)
-                else:
-                    why = (before.error or {}).get("message", "no reason given") if before else "it was deleted"
-                    jobs.end_queued(job.id, JobStatus.failed, error={
-                        "type": "prerequisite_failed", "message": f"job {job.after}, which this one starts from, "
-                        f"did not succeed: {why}"})
-            elif not job.ended:
+            if job.ended:  # cancelled meanwhile, say
+                jobs.unwait(job.id)
                 continue
+            if before is not None and not before.ended:
+                continue
+            if before is not None and before.status == JobStatus.succeeded:
+                self.requeue.send(job.kind, job.id)
+            elif before is not None and before.status == JobStatus.cancelled:
+                jobs.cancel(job.id)
+            else:
+                why = (before.error or {}).get("message", "no reason given") if before else "it was deleted"
+                jobs.end_queued(job.id, JobStatus.failed, error={
+                    "type": "prerequisite_failed", "message": f"job {job.after}, which this one starts from, "
+                    f"did not succeed: {why}"})
             jobs.unwait(job.id)
 
     def advance_searches(self) -> None:

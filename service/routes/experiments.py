@@ -84,16 +84,16 @@ def submit_experiment(body: ExperimentRequest, response: Response, settings: Set
         return ExperimentOut.from_record(experiments.get(prior))
     try:
         if body.search:  # its first trials are queued as it starts
+            at_most = body.search.trials * epochs_of(base)
             search.start(stores, queue, settings.redis_url, ExperimentRecord(
                 id=exp_id, name=body.name, created_at=time.time(), base=body.base, grid=body.grid, points=body.points,
-                trials=1, children=[], search=body.search, naive_epochs=body.search.trials * epochs_of(base),
-                planned_epochs=body.search.trials * epochs_of(base)), first)
-            answer = ExperimentOut.from_record(experiments.get(exp_id))
+                trials=1, children=[], search=body.search, naive_epochs=at_most, planned_epochs=at_most), first)
+            ready = []
         else:
             ready = write_experiment(exp_id, body, children, configs, settings, jobs, experiments)
-            answer = ExperimentOut.from_record(experiments.get(exp_id))  # as accepted: every job queued
-            for job_id in ready:
-                queue.send(JobKind.train, job_id)
+        answer = ExperimentOut.from_record(experiments.get(exp_id))  # as accepted: its jobs queued
+        for job_id in ready:
+            queue.send(JobKind.train, job_id)
     except Exception:
         idempotency.release(slots, "experiment", idempotency_key)
         raise
