@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_experiment_jobs: int = Field(200, ge=1, le=10_000, description="most training jobs one experiment may create")
     heartbeat_timeout_s: float = Field(30, gt=0, description="a running job silent this long goes to another worker")
     max_attempts: int = Field(3, ge=1, description="runs of a job whose worker keeps dying before it fails")
+    max_devices: int = Field(0, ge=0, le=64, description="most processes one training runs on in this worker "
+                             "(a training's `devices`; 0: every GPU the worker sees, or its CPU's cores)")
     model_cache: int = Field(4, ge=1, description="models a predict worker keeps loaded")
     inference: Literal["auto", "torch", "openvino", "onnxruntime"] = Field(
         "auto", description="the runtime predictions run on; auto: the fastest installed one that verifies "

@@ -215,6 +215,9 @@ class TrainConfig(BaseModel):
     pretrained: Literal["imagenet", "none"] = Field(
         "imagenet", description="ResNet-34 ImageNet weights from a local file, or random init")
     num_workers: int = Field(0, ge=0, le=32, description="DataLoader worker processes")
+    devices: int = Field(1, ge=1, le=64, description="processes the training runs on at once (torch.distributed: "
+                         "a GPU each, or the CPU's cores shared); batch_size is the whole batch, split among "
+                         "them; a worker trains on at most the devices it has")
     precision: Precision = Field("fp32", description="training arithmetic: fp32 as the papers trained, or "
                                  "bf16/fp16 mixed precision (autocast; fp16 with loss scaling)")
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -249,6 +252,9 @@ class TrainConfig(BaseModel):
         if set(self.train_users) & set(self.val_users):
             raise _conflict("TrainConfig", ("val_users",), "train_users and val_users must not "
                             "overlap", self.val_users)
+        if self.batch_size % self.devices:
+            raise _conflict("TrainConfig", ("devices",), f"batch_size {self.batch_size} does not split into "
+                            f"{self.devices} equal shares", self.devices)
         allowed = PARTS[self.model.arch]
         for i, stage in enumerate(self.stages):
             bad = [p for p in stage.train if p not in allowed]

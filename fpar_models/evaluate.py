@@ -9,6 +9,7 @@ from torch import nn
 
 from fpar_models.compute import Compute
 from fpar_models.data.dataset import normalize_batch
+from fpar_models.distributed import SINGLE, Group
 from fpar_models.loss import compute_loss
 from fpar_models.models import Output, run_model
 
@@ -40,6 +41,20 @@ class EpochStats:
             if name != "cls":
                 self.sums[f"{name}_loss"] += value.item() * b
 
+    @classmethod
+    def merged(cls, parts: list[EpochStats]) -> EpochStats:
+        """The statistics of the ranks' slices of one epoch, as one process would count them."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls()
+        for part in parts:
+            out.n += part.n
+            out.correct += part.correct
+            for k, v in part.sums.items():
+                out.sums[k] += v
+        out.data_wait_s = sum(p.data_wait_s for p in parts) / len(parts)  # a rank's, on average
+        return out
+
     def summary(self, prefix: str) -> dict[str, float]:
         if not self.n:
             return {f"{prefix}loss": math.nan, f"{prefix}acc": math.nan}
@@ -50,8 +65,9 @@ class EpochStats:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, compute: Compute, alphas: dict[str, float], *,
-             heads: bool = True) -> dict[str, float]:
-    """Validation loss (with each head's), and accuracy as a fraction in [0, 1]."""
+             heads: bool = True, group: Group = SINGLE) -> dict[str, float]:
+    """Validation loss (with each head's), and accuracy as a fraction in [0, 1]; of the
+    whole loader's clips also when each rank of `group` scores its slice of them."""
     was_training = {m: m.training for m in model.modules()}
     model.eval()
     stats = EpochStats()
@@ -62,4 +78,4 @@ def evaluate(model: nn.Module, loader, compute: Compute, alphas: dict[str, float
         stats.add(scored, batch, loss)
     for m, mode in was_training.items():
         m.training = mode
-    return stats.summary("val_")
+    return EpochStats.merged(group.gather(stats)).summary("val_")

@@ -8,10 +8,15 @@ As in the reference code, the optimiser holds exactly the parameters the stage u
 and frozen BatchNorm stays in eval mode (fpar_models.stages). Unlike it, the scheduler
 steps once per epoch, after it (the reference steps first, the PyTorch < 1.1 convention),
 and class ids do not depend on which users are loaded.
+
+Over several processes (`group`, fpar_models.distributed) every rank runs this same code
+on its slice of each global batch, and the gradients are those of the whole batch; rank
+0 alone reports and writes files, and the others wait for its files where they read them.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
@@ -25,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from fpar_models import checkpoint
+from fpar_models import checkpoint, distributed
 from fpar_models.compute import Compute
 from fpar_models.config import STREAM_SOURCES, StageConfig, TrainConfig
 from fpar_models.data.dataset import normalize_batch
 from fpar_models.data.gtea61 import class_names
 from fpar_models.data.loaders import Loaders, make_loaders
+from fpar_models.distributed import SINGLE, Group
 from fpar_models.evaluate import EpochStats, evaluate, run_and_score
 from fpar_models.files import write_json_atomic
 from fpar_models.models import build_model, run_model
@@ -117,23 +123,30 @@ def same_config(saved: dict | None, cfg: TrainConfig) -> bool:
         return False
 
 
-def train_epoch(model: nn.Module, loader, optimizer, compute: Compute, alphas: dict[str, float], *, heads: bool,
-                should_stop: Callable[[], bool], progress: Callable[[float], None]) -> EpochStats:
+def train_epoch(net: nn.Module, loader, optimizer, compute: Compute, alphas: dict[str, float], *, heads: bool,
+                should_stop: Callable[[], bool], progress: Callable[[float], None],
+                group: Group = SINGLE) -> EpochStats:
+    """One pass over the training clips (in one process any sized iterable of batches; a
+    rank's loader draws from RankBatches); `net` is the model, or its
+    DistributedDataParallel wrapper. The cancel check is rank 0's, before every step, on
+    every rank."""
     stats = EpochStats()
+    weights = loader.batch_sampler.loss_weights() if group.world > 1 else itertools.repeat(1.0)
     waiting = time.perf_counter()
-    for i, batch in enumerate(loader):
+    for step, (batch, weight) in enumerate(zip(loader, weights)):
         stats.data_wait_s += time.perf_counter() - waiting  # the model sat idle for data this long
-        if should_stop():
+        if group.agree(should_stop()):
             raise Cancelled()
         batch = normalize_batch(batch, compute.device)
         with compute.autocast():
-            loss, scored = run_and_score(model, batch, alphas, heads=heads)
+            loss, scored = run_and_score(net, batch, alphas, heads=heads)
         optimizer.zero_grad(set_to_none=True)
-        compute.step(loss, optimizer)
-        stats.add(scored, batch, loss)
-        progress((i + 1) / len(loader))
+        compute.step(loss if weight == 1 else loss * weight, optimizer)
+        if weight:  # (not a stand-in)
+            stats.add(scored, batch, loss)
+        progress((step + 1) / len(loader))
         waiting = time.perf_counter()
-    return stats
+    return EpochStats.merged(group.gather(stats))
 
 
 def stage_best(out_dir: Path, stage_number: int) -> Path:
@@ -153,6 +166,7 @@ class Run:
     classes: list[str]
     callbacks: Callbacks
     state: dict[str, Any]
+    group: Group = SINGLE
 
     @property
     def alphas(self) -> dict[str, float]:
@@ -168,17 +182,20 @@ class Stage:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_modules: list[nn.Module]
+    net: nn.Module  # what the stage trains through: the model, or its DistributedDataParallel wrapper
 
 
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbacks | None = None,
-          compute: Compute | None = None, resolve_model: Callable[[str], Path] = Path) -> TrainResult:
-    """Run (or resume, when out_dir holds a checkpoint) every stage of cfg."""
+          compute: Compute | None = None, resolve_model: Callable[[str], Path] = Path,
+          group: Group = SINGLE) -> TrainResult:
+    """Run (or resume, when out_dir holds a checkpoint) every stage of cfg: in this process,
+    or as one rank of `group` (the callbacks are rank 0's; the other ranks' go unused)."""
     compute = (compute or Compute.detect()).for_training(cfg.precision)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     root = Path(data_dir) / cfg.dataset
     classes = class_names(root)
-    loaders = make_loaders(cfg, root, classes, compute)
+    loaders = make_loaders(cfg, root, classes, compute, group)
     seed_everything(cfg.seed)
     # a run that starts from a trained model builds the same model (the same random numbers
     # drawn), but needs no ImageNet file: the weights come from that model
@@ -188,10 +205,12 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, callbacks: Callbac
     model = compute.prepare(model)
     state, saved = resume(out_dir, cfg, model)
     if saved is None and cfg.init_from:
-        state = start_after(cfg, model, classes, out_dir, resolve_model)
+        state = start_after(cfg, model, classes, out_dir, resolve_model, write=group.main)
     elif saved is None and cfg.pretrained == "none" and cfg.model.arch != "two-stream":  # its streams come trained
-        calibrate_batchnorm(model, loaders.train, compute)
-    run = Run(cfg, model, compute, loaders, out_dir, classes, callbacks or Callbacks(), state)
+        calibrate_batchnorm(model, loaders.calibration, compute)
+    group.barrier()  # the other ranks read what rank 0 wrote (start_after's stage best)
+    callbacks = (callbacks or Callbacks()) if group.main else Callbacks()
+    run = Run(cfg, model, compute, loaders, out_dir, classes, callbacks, state, group)
     run.callbacks.on_start(state["history"])
     first = state["stage"]
     for index in range(first, cfg.trained_stages.stop):
@@ -212,7 +231,7 @@ def stalled(state: dict[str, Any], stage: StageConfig) -> bool:
 
 
 def start_after(cfg: TrainConfig, model: nn.Module, classes: list[str], out_dir: Path,
-                resolve: Callable[[str], Path]) -> dict[str, Any]:
+                resolve: Callable[[str], Path], *, write: bool = True) -> dict[str, Any]:
     """`init_from`: the source model's weights at the end of its stage k become this run's
     stage-k best, which stage k + 1 starts from as it would in one run; with classes
     "reset" the classifier keeps its new initialisation. Returns the state to start from:
@@ -227,8 +246,9 @@ def start_after(cfg: TrainConfig, model: nn.Module, classes: list[str], out_dir:
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise ValueError(f"init_from: model {source.model} does not fit this config's model: {e}") from None
-    checkpoint.save_atomic(checkpoint.training_file(model, cfg, classes, val_acc=None, stage=k, epoch=None),
-                           stage_best(out_dir, k))
+    if write:  # rank 0 writes it, the others read it after train()'s barrier
+        checkpoint.save_atomic(checkpoint.training_file(model, cfg, classes, val_acc=None, stage=k, epoch=None),
+                               stage_best(out_dir, k))
     same_data = source.classes == "keep" and all(
         getattr(source_cfg, f) == getattr(cfg, f) for f in ("dataset", "train_users", "val_users"))
     inherited = [{**row, "from_model": row.get("from_model", source.model)}
@@ -289,7 +309,7 @@ def start_stage(run: Run, index: int, saved: dict[str, Any] | None) -> Stage:
     else:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-    return Stage(index, config, optimizer, scheduler, train_modules)
+    return Stage(index, config, optimizer, scheduler, train_modules, run.group.wrap(run.model, run.compute.device))
 
 
 def run_epoch(run: Run, stage: Stage, epoch: int) -> dict[str, Any]:
@@ -297,8 +317,9 @@ def run_epoch(run: Run, stage: Stage, epoch: int) -> dict[str, Any]:
     best weights, write the checkpoint. Returns the epoch's metrics row."""
     cfg, heads = run.cfg, "heads" in stage.config.train
     global_epoch = sum(s.epochs for s in cfg.stages[:stage.index]) + epoch
-    seed_everything(cfg.seed * 100_003 + global_epoch)  # a resumed run sees the same epochs
-    run.loaders.train.sampler.set_epoch(global_epoch)
+    # a resumed run sees the same epochs; each rank draws its own dropout masks
+    seed_everything(cfg.seed * 100_003 + global_epoch + 7_919 * run.group.rank)
+    run.loaders.train.batch_sampler.set_epoch(global_epoch)
     set_train_mode(run.model, stage.train_modules)
     where = {"stage": stage.index + 1, "stages": len(cfg.stages), "epoch": epoch + 1, "epochs": stage.config.epochs}
     total_epochs = sum(s.epochs for s in cfg.stages)
@@ -307,12 +328,13 @@ def run_epoch(run: Run, stage: Stage, epoch: int) -> dict[str, Any]:
         run.callbacks.on_progress({**where, "fraction": (global_epoch + done) / total_epochs})
 
     started = time.perf_counter()
-    stats = train_epoch(run.model, run.loaders.train, stage.optimizer, run.compute, run.alphas, heads=heads,
-                        should_stop=run.callbacks.should_stop, progress=progress)
+    stats = train_epoch(stage.net, run.loaders.train, stage.optimizer, run.compute, run.alphas, heads=heads,
+                        should_stop=run.callbacks.should_stop, progress=progress, group=run.group)
     train_s = time.perf_counter() - started
     lr = stage.optimizer.param_groups[0]["lr"]
     stage.scheduler.step()  # once per epoch, after it
-    val = evaluate(run.model, run.loaders.val, run.compute, run.alphas, heads=heads)
+    run.group.share_buffers(run.model)
+    val = evaluate(run.model, run.loaders.val, run.compute, run.alphas, heads=heads, group=run.group)
     row = {"stage": stage.index + 1, "epoch": epoch + 1, **stats.summary("train_"), **val, "lr": lr,
            "train_time_s": train_s, "data_wait_share": stats.data_wait_s / max(train_s, 1e-9)}
     save_epoch(run, stage, row)
@@ -321,18 +343,23 @@ def run_epoch(run: Run, stage: Stage, epoch: int) -> dict[str, Any]:
 
 def save_epoch(run: Run, stage: Stage, row: dict[str, Any]) -> None:
     """The row into the run's history; the weights as the stage's best when they are; the
-    checkpoint to resume from, written after every epoch."""
+    checkpoint to resume from, written after every epoch (by rank 0; every rank keeps
+    the state, which decides early stopping)."""
     state = run.state
     state["history"].append(row)
     state["epoch"] = row["epoch"]
-    if not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]:
+    improved = not math.isnan(row["val_acc"]) and row["val_acc"] > state["best"]
+    if improved:
         state["best"], state["best_epoch"] = row["val_acc"], row["epoch"]
-        best = checkpoint.training_file(run.model, run.cfg, run.classes, val_acc=row["val_acc"],
-                                        stage=row["stage"], epoch=row["epoch"])  # counted from 1, as in the row
-        checkpoint.save_atomic(best, stage_best(run.out_dir, row["stage"]))
-    last = checkpoint.training_file(run.model, run.cfg, run.classes, optimizer=stage.optimizer.state_dict(),
-                                    scheduler=stage.scheduler.state_dict(), state=state)
-    checkpoint.save_atomic(last, run.out_dir / LAST)
+    if run.group.main:
+        if improved:
+            best = checkpoint.training_file(run.model, run.cfg, run.classes, val_acc=row["val_acc"],
+                                            stage=row["stage"], epoch=row["epoch"])  # from 1, as in the row
+            checkpoint.save_atomic(best, stage_best(run.out_dir, row["stage"]))
+        last = checkpoint.training_file(run.model, run.cfg, run.classes, optimizer=stage.optimizer.state_dict(),
+                                        scheduler=stage.scheduler.state_dict(), state=state)
+        checkpoint.save_atomic(last, run.out_dir / LAST)
+    run.group.barrier()
 
 
 def finish(run: Run, warnings: list[str]) -> TrainResult:
@@ -342,14 +369,15 @@ def finish(run: Run, warnings: list[str]) -> TrainResult:
     run.model.load_state_dict(best["model"])
     test_acc = best["val_acc"]
     if run.loaders.test is not None:
-        test_acc = evaluate(run.model, run.loaders.test, run.compute, {}, heads=False)["val_acc"]
+        test_acc = evaluate(run.model, run.loaders.test, run.compute, {}, heads=False, group=run.group)["val_acc"]
     model_path, history = run.out_dir / MODEL, run.state["history"]
-    checkpoint.save_atomic(checkpoint.model_file(run.model.cpu(), run.cfg, run.classes, best_val_acc=best["val_acc"],
-                                                 test_acc=test_acc), model_path)
     early_stops = run.state.get("early_stops", [])
-    metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": run.classes,
-               "history": history, "warnings": warnings, "early_stops": early_stops}
-    write_json_atomic(metrics, run.out_dir / METRICS)
+    if run.group.main:
+        checkpoint.save_atomic(checkpoint.model_file(run.model.cpu(), run.cfg, run.classes,
+                                                     best_val_acc=best["val_acc"], test_acc=test_acc), model_path)
+        metrics = {"best_val_acc": best["val_acc"], "test_acc": test_acc, "classes": run.classes,
+                   "history": history, "warnings": warnings, "early_stops": early_stops}
+        write_json_atomic(metrics, run.out_dir / METRICS)
     return TrainResult(model_path, best["val_acc"], test_acc, history, run.classes, warnings, early_stops)
 
 
@@ -358,10 +386,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, required=True, help="preset + overrides, as POST /train takes")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder holding the dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="checkpoints and metrics.json go here")
+    parser.add_argument("--devices", type=int, help="processes to train on at once (default: the config's "
+                        "`devices`); a GPU each, or the CPU's cores shared")
     parser.add_argument("--model-dir", type=Path, default=Path("models"),
                         help="where the config's model ids (two-stream sources, init_from) are looked up: "
                         "MODEL_DIR/ID/model.pt")
     args = parser.parse_args(argv)
+    cfg = resolve_config(json.loads(args.config.read_text()))
+    devices = args.devices or cfg.devices
+    if devices == 1:
+        result = train_cli(SINGLE, args)
+    else:
+        result = distributed.launch(train_cli, devices, args)
+    print(f"best_val_acc={result.best_val_acc:.4f} test_acc={result.test_acc:.4f} model={result.model_path}")
+
+
+def train_cli(group: Group, args: argparse.Namespace) -> TrainResult:
+    """The CLI's run, in this process or as a rank (a module-level function: ranks are spawned)."""
     cfg = resolve_config(json.loads(args.config.read_text()))
 
     def resolve(ref: str) -> Path:
@@ -369,8 +410,8 @@ def main(argv: list[str] | None = None) -> None:
         return path if path.is_file() else path / MODEL if path.is_dir() else args.model_dir / ref / MODEL
 
     log = lambda row: print(json.dumps(row), flush=True)  # noqa: E731
-    result = train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log), resolve_model=resolve)
-    print(f"best_val_acc={result.best_val_acc:.4f} test_acc={result.test_acc:.4f} model={result.model_path}")
+    return train(cfg, args.data_dir, args.out, callbacks=Callbacks(on_epoch=log), resolve_model=resolve,
+                 compute=Compute.detect(group.device), group=group)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,13 @@ def test_until_stage_and_init_from_are_checked_against_the_stages():
     assert cfg.trained_stages == range(1, 2) and epochs_of(cfg) == 4
 
 
-def test_a_run_started_after_a_shared_stage_trains_as_the_one_run(data_dir, tmp_path):
-    straight = train(small_config(**TINY), data_dir, tmp_path / "straight")
+@pytest.fixture(scope="module")
+def straight(data_dir, tmp_path_factory):
+    """TINY's two stages in one run (both tests below start from it or compare with it)."""
+    return train(small_config(**TINY), data_dir, tmp_path_factory.mktemp("straight"))
+
+
+def test_a_run_started_after_a_shared_stage_trains_as_the_one_run(data_dir, tmp_path, straight):
     first = train(small_config(**TINY, until_stage=1), data_dir, tmp_path / "shared")
     assert [r["stage"] for r in first.history] == [1]
     then = small_config(**TINY, init_from={"model": "shared", "stage": 1})
@@ -90,12 +95,13 @@ def test_a_run_started_after_a_shared_stage_trains_as_the_one_run(data_dir, tmp_
         assert torch.allclose(a, b, atol=1e-6), name
 
 
-def test_a_reset_classifier_fine_tunes_and_patience_ends_a_stage(data_dir, tmp_path):
+def test_a_reset_classifier_fine_tunes_and_patience_ends_a_stage(data_dir, tmp_path, straight):
     frozen = {"epochs": 4, "lr": 1e-12, "train": ["classifier"], "patience": 1}  # val_acc stays: 2 epochs
-    source = train(small_config(**TINY), data_dir, tmp_path / "source")
+    source = straight
     cfg = small_config(image_size=32, stages=[{"epochs": 1}, frozen],
                        init_from={"model": "source", "stage": 1, "classes": "reset"})
-    tuned = train(cfg, data_dir, tmp_path / "tuned", resolve_model=lambda ref: tmp_path / ref / "model.pt")
+    tuned = train(cfg, data_dir, tmp_path / "tuned",
+                  resolve_model=lambda ref: {"source": source.model_path}.get(ref, tmp_path / ref / "model.pt"))
     assert [r["stage"] for r in tuned.history] == [2, 2]  # another classifier: the source's rows are not its
     assert tuned.early_stops == [{"stage": 2, "epoch": 2, "best_epoch": 1}]
     ours, _ = load_model(tuned.model_path)

@@ -166,7 +166,7 @@ def test_flow_validates_on_the_centre_stack_and_tests_on_five(data_dir):
     centre stack; only the final test averages 5 stacks spread over the video."""
     root = data_dir / "synthetic"
     for preset in ("flow", "two-stream"):
-        _, val, test = make_loaders(small_config(preset), root, class_names(root), Compute())
-        assert val.dataset[0]["flow"].shape[0] == 1 and test.dataset[0]["flow"].shape[0] == 5
-    _, _, none = make_loaders(small_config("egornn-attention"), root, class_names(root), Compute())
-    assert none is None  # RGB models: the test protocol is the validation's
+        loaders = make_loaders(small_config(preset), root, class_names(root), Compute())
+        assert loaders.val.dataset[0]["flow"].shape[0] == 1 and loaders.test.dataset[0]["flow"].shape[0] == 5
+    rgb = make_loaders(small_config("egornn-attention"), root, class_names(root), Compute())
+    assert rgb.test is None  # RGB models: the test protocol is the validation's

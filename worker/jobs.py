@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from core.store.jobs import JobStore
 from core.store.records import JobStatus
 from fpar_models.data.gtea61 import DatasetError
+from fpar_models.distributed import RankLost
 from worker.app import app
 
 log = logging.getLogger("fpar.worker")
@@ -64,6 +65,8 @@ def failure(exc: Exception) -> dict:
     """A job's `error`: a type a client can act on, and the message."""
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return {"type": "disk_full", "message": exc.strerror or str(exc)}
+    if isinstance(exc, RankLost):
+        return {"type": "rank_lost", "message": str(exc)}
     if isinstance(exc, DatasetError):
         return {"type": "dataset_error", "message": str(exc)}
     if isinstance(exc, (ValueError, FileNotFoundError, KeyError)):

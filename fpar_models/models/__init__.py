@@ -47,10 +47,12 @@ def load_imagenet(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def run_model(model: nn.Module, batch: dict[str, torch.Tensor], *, heads: bool = True) -> Output:
-    """One forward pass on a normalised batch, whatever the architecture."""
-    if isinstance(model, FlowResNet):
+    """One forward pass on a normalised batch, whatever the architecture (`model` may be
+    wrapped in DistributedDataParallel, which is called as the model is)."""
+    arch = getattr(model, "module", model)
+    if isinstance(arch, FlowResNet):
         return model(batch["flow"])
-    if isinstance(model, TwoStream):
+    if isinstance(arch, TwoStream):
         return model(batch["rgb"], batch["flow"])
     return model(batch["rgb"], heads=heads)
 

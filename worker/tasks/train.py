@@ -1,15 +1,23 @@
 """fpar.train: one training job, resumed from its last epoch when a worker died under it;
-on success the model is published to the model store and registered."""
+on success the model is published to the model store and registered. A training with
+`devices` > 1 runs as that many spawned ranks (fpar_models.distributed) while this
+process keeps the job's heartbeat; rank 0 reports."""
 from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from core import search, tasks
 from core.store.records import JobRecord, JobStatus, ModelRecord, model_id_of
+from fpar_models import distributed
+from fpar_models.compute import Compute
 from fpar_models.config import TrainConfig
 from fpar_models.files import atomic_path
 from fpar_models.timeline.options import TrainingData
@@ -31,26 +39,65 @@ def train_job(job_id: str) -> None:
     out = app.settings.runs_dir / job_id
     if (out / LAST).exists():  # a rerun after a lost worker resumes from its last epoch
         log.info("job %s resumes from its last checkpoint", job_id)
-    pruned: list[bool] = []
+    run = Assignment(job_id, cfg, trial, out)
+    devices = distributed.devices_for(cfg.devices, cfg.batch_size, devices_here())
+    if devices < cfg.devices:
+        log.warning("job %s asks %d devices; this worker trains it on %d", job_id, cfg.devices, devices)
     with running(job_id):
         try:
-            result = train(cfg, app.settings.data_dir, out, callbacks=reporting(job_id, cfg, trial, pruned),
-                           compute=app.models.compute, resolve_model=model_path)
+            result = distributed.launch(train_rank, devices, run)
             model_id = register(job_id, cfg, out, result)
+        except Pruned:  # a pruned trial is never resumed: its checkpoints go
+            jobs().set_reason(job_id, "pruned")
+            shutil.rmtree(out, ignore_errors=True)
+            end(job, JobStatus.cancelled)
+            return
         except Cancelled:
-            if pruned:  # a pruned trial is never resumed: its checkpoints go
-                jobs().set_reason(job_id, "pruned")
-                shutil.rmtree(out, ignore_errors=True)
             end(job, JobStatus.cancelled)
             return
         except Exception as e:
             log.exception("training job %s failed", job_id)
             end(job, JobStatus.failed, error=failure(e))
             return
-    outcome = {"model": model_id, "best_val_acc": result.best_val_acc, "test_acc": result.test_acc}
+    outcome = {"model": model_id, "best_val_acc": result.best_val_acc, "test_acc": result.test_acc,
+               "devices": devices}
     end(job, JobStatus.succeeded, result={**outcome, **({"early_stops": result.early_stops}
                                                            if result.early_stops else {})})
     shutil.rmtree(out, ignore_errors=True)  # checkpoints served their purpose; the model is registered
+
+
+class Pruned(Cancelled):
+    """The trial's search stopped it (its pruner)."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What a rank needs to train the job (sent to spawned ranks: plain data)."""
+    job_id: str
+    cfg: TrainConfig
+    trial: search.Trial | None
+    out: Path
+
+
+def train_rank(group: distributed.Group, run: Assignment) -> TrainResult:
+    """The job's training in this process, or as one rank of a group (then rank 0's
+    callbacks report; a launched rank computes on its own device)."""
+    pruned: list[bool] = []
+    compute = app.models.compute if group.device is None else Compute.detect(group.device)
+    try:
+        callbacks = reporting(run.job_id, run.cfg, run.trial, pruned)
+        return train(run.cfg, app.settings.data_dir, run.out, callbacks=callbacks, compute=compute,
+                     resolve_model=model_path, group=group)
+    except Cancelled:
+        if pruned:
+            raise Pruned() from None
+        raise
+
+
+def devices_here() -> int:
+    """How many ranks this worker gives a training at most: FPAR_MAX_DEVICES, or its GPUs,
+    or on a CPU-only worker its cores (the ranks share them)."""
+    return app.settings.max_devices or torch.cuda.device_count() or os.cpu_count() or 1
 
 
 def end(job: JobRecord, status: JobStatus, **fields) -> None:
