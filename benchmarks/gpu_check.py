@@ -50,7 +50,8 @@ def check(preset: str, precision: str, args, data_dir: Path, out: Path, compute:
     if compute.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(compute.device)
     started = time.perf_counter()
-    result = distributed.launch(train_rank, args.devices, (cfg, data_dir, out / f"{preset}-{precision}", compute))
+    result = distributed.launch(train_rank, args.devices, (cfg, data_dir, out / f"{preset}-{precision}", compute),
+                                cuda=compute.device.type == "cuda")
     seconds = time.perf_counter() - started
     trained[preset] = str(result.model_path)
 
@@ -91,7 +92,8 @@ def scaling(args, data_dir: Path, out: Path, compute: Compute) -> None:
     print(f"# scaling: egornn-attention stage 1, batch {cfg.batch_size}, s per training epoch (after the first)")
     base = None
     for devices in (1, args.devices):
-        result = distributed.launch(train_rank, devices, (cfg, data_dir, out / f"scaling-{devices}", compute))
+        result = distributed.launch(train_rank, devices, (cfg, data_dir, out / f"scaling-{devices}", compute),
+                                    cuda=compute.device.type == "cuda")
         seconds = float(np.mean([row["train_time_s"] for row in result.history[1:]]))
         base = base or seconds
         print(f"devices {devices:<3} {seconds:>8.2f} s/epoch  {base / seconds:>5.2f}x", flush=True)

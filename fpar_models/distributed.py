@@ -96,31 +96,39 @@ def devices_for(asked: int, batch_size: int, have: int) -> int:
     return max(d for d in range(1, min(asked, have) + 1) if batch_size % d == 0)
 
 
-def rank_device(rank: int, world: int) -> str:
-    """A rank's device: GPU `rank` where there are GPUs, else the CPU, whose cores the
-    ranks split between them (each rank's intra-op threads)."""
-    if torch.cuda.is_available():
+def rank_device(rank: int, world: int, cuda: bool) -> str:
+    """A rank's device: GPU `rank`, or the CPU, whose cores the ranks split between them
+    (each rank's intra-op threads)."""
+    if cuda:
         return f"cuda:{rank}"
     torch.set_num_threads(max(1, torch.get_num_threads() // world))
     return "cpu"
 
 
-def launch(target: Callable[[Group, Any], Any], world: int, payload: Any) -> Any:
-    """Run `target(group, payload)` on `world` spawned ranks and return rank 0's answer,
-    or raise what rank 0 raised. The first rank to die takes the others with it (they
-    are terminated), and the ranks die with the calling process (PR_SET_PDEATHSIG), so
-    no rank outlives its group or the worker that started it."""
+def launch(target: Callable[[Group, Any], Any], world: int, payload: Any, *, cuda: bool | None = None) -> Any:
+    """Run `target(group, payload)` on `world` spawned ranks (on GPUs when `cuda`, by
+    default where there are any) and return rank 0's answer, or raise what rank 0 raised.
+    The first rank to die takes the others with it (they are terminated), and the ranks
+    die with the calling process (PR_SET_PDEATHSIG), so no rank outlives its group or the
+    worker that started it."""
     if world == 1:
         return target(SINGLE, payload)
-    ctx = mp.get_context("spawn")
-    answers = ctx.SimpleQueue()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    answers = mp.get_context("spawn").SimpleQueue()
+    replies: dict[int, tuple[bool, Any]] = {}
+
+    def read() -> None:  # while the ranks run: an answer larger than a pipe's buffer blocks its writer
+        while not answers.empty():
+            rank, ok, value = answers.get()
+            replies[rank] = (ok, value)
+
     address = f"tcp://127.0.0.1:{free_port()}"
-    procs = mp.start_processes(_rank_main, args=(world, backend, address, os.getpid(), target, payload, answers),
+    procs = mp.start_processes(_rank_main, args=(world, cuda, address, os.getpid(), target, payload, answers),
                                nprocs=world, join=False, start_method="spawn")
     try:
         while not procs.join(timeout=1):
-            pass
+            read()
+        read()
     except mp.ProcessExitedException as e:  # a rank died: join() has terminated the others
         raise RankLost(f"rank {e.error_index} of {world} ended with "
                        f"{e.signal_name or f'exit code {e.exit_code}'}; the group was stopped") from None
@@ -131,10 +139,6 @@ def launch(target: Callable[[Group, Any], Any], world: int, payload: Any) -> Any
             if p.is_alive():
                 p.kill()
         raise
-    replies = {}
-    while not answers.empty():
-        rank, ok, value = answers.get()
-        replies[rank] = (ok, value)
     if 0 not in replies:
         raise RankLost(f"rank 0 of {world} ended without an answer")
     ok, value = replies[0]
@@ -146,18 +150,20 @@ def launch(target: Callable[[Group, Any], Any], world: int, payload: Any) -> Any
     raise causes[0] if causes else value
 
 
-def _rank_main(rank: int, world: int, backend: str, address: str, parent: int,
+def _rank_main(rank: int, world: int, cuda: bool, address: str, parent: int,
                target: Callable[[Group, Any], Any], payload: Any, answers) -> None:
     # a process group of its own: a signal to the caller's group (a stack's SIGTERM, a
     # terminal's Ctrl-C) is the caller's to act on, and the caller ends the ranks
     os.setpgid(0, 0)
     die_with(parent)
-    device = rank_device(rank, world)
-    if device.startswith("cuda"):
+    device = rank_device(rank, world, cuda)
+    if cuda:
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, init_method=address, rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT)
+    dist.init_process_group("nccl" if cuda else "gloo", init_method=address, rank=rank, world_size=world,
+                            timeout=COLLECTIVE_TIMEOUT)
     try:
-        answer = (rank, True, target(Group(rank, world, device), payload))
+        value = target(Group(rank, world, device), payload)
+        answer = (rank, True, value if rank == 0 else None)  # rank 0's is the answer
     except Exception as e:  # the answer says what went wrong; the group still ends in order
         answer = (rank, False, picklable(e))
     answers.put(answer)

@@ -1,14 +1,12 @@
 """One training over several processes (torch.distributed, gloo on this CPU): the ranks'
-slices make up one process's batches, two ranks train a deterministic config to the
-curve and the weights one process trains, and a dead rank leaves no process behind (a
-dead parent's ranks: api_tests/test_distributed.py, where a worker is killed)."""
+slices make up one process's batches, and two ranks train a deterministic config to the
+curve and the weights one process trains. (A dead rank, a dead worker's ranks, a cancel:
+api_tests/test_distributed_jobs.py.)"""
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -77,7 +75,8 @@ def cli():
     yield run
     for proc in started:
         with contextlib.suppress(psutil.Error):
-            for p in _family(psutil.Process(proc.pid)):
+            parent = psutil.Process(proc.pid)
+            for p in [*parent.children(recursive=True), parent]:
                 p.kill()
 
 
@@ -100,38 +99,3 @@ def test_two_ranks_train_what_one_process_trains(data_dir, tmp_path, cli):
     weights = load_model(two / "model.pt")[0].state_dict()
     for name, w in load_model(one.model_path)[0].state_dict().items():
         assert torch.allclose(weights[name], w, atol=1e-5), name
-
-
-def _family(proc: psutil.Process) -> list[psutil.Process]:
-    return [proc, *proc.children(recursive=True)]
-
-
-def _ranks_running(proc: subprocess.Popen, out, world=2, timeout_s=120) -> list[psutil.Process]:
-    """The CLI's rank processes, once the first epoch's checkpoint shows they train."""
-    deadline = time.monotonic() + timeout_s
-    while not (out / "last.pt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the ranks did not train an epoch"
-        time.sleep(0.2)
-    ranks = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
-    assert len(ranks) == world, [p.cmdline() for p in ranks]
-    return ranks
-
-
-def _gone(procs, timeout_s=30) -> list[psutil.Process]:
-    _, alive = psutil.wait_procs(procs, timeout=timeout_s)
-    return alive
-
-
-LONG = {"preset": "egornn-attention", "dataset": "synthetic", "pretrained": "none", "image_size": 32, "frames": 2,
-        "batch_size": 4, "train_users": ["S1"], "model": {"mem_size": 16}, "stages": [{"epochs": 50}]}
-
-
-def test_a_killed_rank_ends_the_group_and_its_parent_says_so(data_dir, tmp_path, cli):
-    proc = cli(data_dir, tmp_path, LONG, "--devices", "2", stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-               text=True)
-    ranks = _ranks_running(proc, tmp_path)
-    family = _family(psutil.Process(proc.pid))
-    ranks[1].send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "rank 1 of 2 ended with SIGKILL" in err, err
-    assert not _gone(family)

@@ -31,7 +31,8 @@ def _none_left(procs) -> bool:
 
 
 def test_a_training_on_two_ranks_reports_once_and_serves(client, stack):
-    job = wait_for(client, client.post("/train", json=tiny_train(devices=2)).json()["id"])
+    body = {**tiny_train(devices=2), "image_size": 32, "frames": 2}
+    job = wait_for(client, client.post("/train", json=body).json()["id"])
     assert job["status"] == "succeeded" and job["result"]["devices"] == 2, job
     assert [(r["stage"], r["epoch"]) for r in job["metrics"]] == [(1, 1), (2, 1)]  # rank 0's rows only
     r = client.post("/predict", data={"model": job["result"]["model"], "wait": "60"}, files=frames_of(stack))
