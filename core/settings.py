@@ -14,7 +14,11 @@ class Settings(BaseSettings):
 
     port: int = Field(8000, description="gateway port")
     data_dir: Path = Field(Path("data"), description="datasets live here; train requests name a folder in it")
-    model_dir: Path = Field(Path("models"), description="trained models and training checkpoints")
+    model_dir: Path = Field(Path("models"), description="trained models and training checkpoints (with an "
+                            "s3:// model store: this process's running trainings and its cache of the store)")
+    model_store: str = Field("", description="where models live: file:///path, or s3://bucket/prefix "
+                             "(AWS_ENDPOINT_URL and the AWS credential variables); empty: the model folder")
+    store_cache_mb: float = Field(10240, gt=0, description="an s3:// model store's local cache, at most")
     weights_dir: Path | None = Field(None, description="folder with ResNet-34 ImageNet weights")
     redis_url: str = Field("redis://127.0.0.1:6379/0",
                            validation_alias=AliasChoices("REDIS_URL", "FPAR_REDIS_URL"))
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def max_video_bytes(self) -> int:
         return int(self.max_video_mb * (1 << 20))
+
+    def open_model_store(self):
+        from core.model_store import open_store
+        return open_store(self.model_store, self.model_dir, int(self.store_cache_mb * (1 << 20)))
 
     @property
     def runs_dir(self) -> Path:

@@ -48,6 +48,7 @@ def free_port() -> int:
 class Worker:
     name: str
     queues: str  # "train", "predict", "ingest", or several: "train,ingest"
+    env: dict[str, str] = field(default_factory=dict)  # its own settings (another host's FPAR_MODEL_DIR, say)
 
 
 @dataclass
@@ -124,7 +125,8 @@ class Stack:
                              "probably another stack's: stop that stack (or that process) first")
 
     def _worker_argv(self, w: Worker) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
+        own = ["env", *(f"{k}={v}" for k, v in w.env.items())] if w.env else []  # (env execs: same pid)
+        return [*own, sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "solo",
                 "--queues", w.queues, "--hostname", f"{w.name}@%h", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle"]
 

@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stores = Stores.connect(settings.redis_url, predict_ttl_s=settings.predict_ttl_s,
                                       socket_timeout_s=settings.max_wait_s + 30)
     app.state.queue = TaskQueue(settings.redis_url)
+    app.state.model_store = settings.open_model_store()
     app.state.metrics = Metrics(app.state.stores)
     errors.install(app)
     app.include_router(health.router)

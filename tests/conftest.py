@@ -41,3 +41,18 @@ def redis_url(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A private SeaweedFS S3 server, its credentials in this process's environment (as a
+    worker with an s3:// model store has them)."""
+    from launcher.seaweed import start_s3
+
+    server = start_s3(tmp_path_factory.mktemp("seaweed"))
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for k, v in saved.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    server.stop()

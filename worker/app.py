@@ -26,6 +26,7 @@ from celery.signals import worker_ready, worker_shutdown
 from core import search
 from core.cpu import meter
 from core.frames import FrameSpool
+from core.model_store import ModelStore
 from core.settings import Settings, get_settings
 from core.store import Stores
 from core.store.records import JobKind, JobStatus, WorkerRecord, kind_of
@@ -57,8 +58,12 @@ class WorkerApp(Celery):
         return TaskQueue(self.settings.redis_url)
 
     @cached_property
+    def model_store(self) -> ModelStore:
+        return self.settings.open_model_store()
+
+    @cached_property
     def models(self) -> ModelCache:
-        return ModelCache(self.stores.models, self.settings)
+        return ModelCache(self.stores.models, self.settings, self.model_store)
 
     def beat(self) -> None:
         record = WorkerRecord(name=self.worker_name, queues=self.queues, pid=os.getpid(), seen=time.time(),

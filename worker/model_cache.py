@@ -5,6 +5,7 @@ import logging
 import threading
 from collections import OrderedDict
 
+from core.model_store import ModelStore
 from core.settings import Settings
 from core.store.models import ModelRegistry
 from core.store.records import ModelRecord
@@ -17,8 +18,10 @@ log = logging.getLogger("fpar.worker")
 
 
 class ModelCache:
-    def __init__(self, models: ModelRegistry, settings: Settings, compute: Compute | None = None):
+    def __init__(self, models: ModelRegistry, settings: Settings, store: ModelStore | None = None,
+                 compute: Compute | None = None):
         self.registry, self.settings = models, settings
+        self.store = store or settings.open_model_store()
         self._compute = compute
         self._models: OrderedDict[str, Predictor] = OrderedDict()
         self._lock = threading.Lock()
@@ -58,7 +61,7 @@ class ModelCache:
 
             reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
                        "calibration": calibration}
-        predictor = Predictor(self.settings.model_dir / model.path, self.compute, inference=self.settings.inference,
+        predictor = Predictor(self.store.path(model.path), self.compute, inference=self.settings.inference,
                               samples=sample_inputs(cfg, classes, data), precision=model.inference_precision,
                               **reduced)
         log.info("model %s served by %s%s", model.id, predictor.choice.backend,

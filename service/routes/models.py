@@ -3,7 +3,6 @@ built by a worker."""
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Literal
 
 from fastapi import APIRouter, Response
@@ -12,7 +11,17 @@ from fastapi.responses import FileResponse
 from core.store.answers import answer_key
 from fpar_models.presets import PRESETS
 from service.answers import ask_worker
-from service.deps import AnswersDep, JobsDep, ModelDep, ModelsDep, QueueDep, SettingsDep, WorkersDep, unknown_model
+from service.deps import (
+    AnswersDep,
+    JobsDep,
+    ModelDep,
+    ModelsDep,
+    ModelStoreDep,
+    QueueDep,
+    SettingsDep,
+    WorkersDep,
+    unknown_model,
+)
 from service.errors import Problem
 from service.schemas import ModelOut, ModelPatch, PresetOut
 
@@ -41,14 +50,12 @@ def patch_model(model: ModelDep, change: ModelPatch, models: ModelsDep, workers:
 
 @router.delete("/models/{model_id}", status_code=204, response_class=Response,
                summary="Remove a model: its registry entry and its files (409 while a job uses it)")
-def delete_model(model: ModelDep, settings: SettingsDep, models: ModelsDep, jobs: JobsDep) -> Response:
+def delete_model(model: ModelDep, store: ModelStoreDep, models: ModelsDep, jobs: JobsDep) -> Response:
     for job_id, request in jobs.active_requests():
         if model.id in uses(request):
             raise Problem(409, f"job '{job_id}' uses model '{model.id}': wait for it or cancel it", kind="wrong-state")
     models.delete(model.id)
-    folder = (settings.model_dir / model.path).parent
-    if folder.resolve().parent == settings.model_dir.resolve():  # the model's own folder, nothing else
-        shutil.rmtree(folder, ignore_errors=True)
+    store.delete(f"{model.id}/")  # the model's own folder (an id is one path segment), nothing else
     return Response(status_code=204)
 
 
@@ -74,13 +81,14 @@ def list_presets() -> list[PresetOut]:
             responses={200: {"content": {"application/zip": {}}, "description": "a zip: the graph, metadata.json "
                              "(classes, inputs, preprocessing), labels.txt (and config.pbtxt for Triton)"}},
             summary="The model as an artefact for ONNX Runtime / Triton, OpenVINO (Model Server) or TorchScript")
-def export_model(model: ModelDep, settings: SettingsDep, answers: AnswersDep, queue: QueueDep,
+def export_model(model: ModelDep, settings: SettingsDep, store: ModelStoreDep, answers: AnswersDep, queue: QueueDep,
                  format: Literal["onnx", "openvino", "torchscript"] = "onnx") -> FileResponse:
     key = answer_key(model.id, "export", format)
     answer = ask_worker(answers, settings, key, lambda: queue.export(key, model.id, format),
                         f"the {format} export of model '{model.id}'")
-    path = settings.model_dir / json.loads(answer.body)["file"]
-    if not path.is_file():
-        raise Problem(503, f"the {format} artefact is in the model store, which this gateway cannot read "
-                      f"({settings.model_dir}): share FPAR_MODEL_DIR with the workers", kind="unavailable")
+    try:
+        path = store.path(json.loads(answer.body)["file"])
+    except FileNotFoundError:
+        raise Problem(503, f"the {format} artefact is in the workers' model store, which this gateway does not "
+                      f"read ({store.url}): give it the workers' FPAR_MODEL_STORE", kind="unavailable") from None
     return FileResponse(path, media_type="application/zip", filename=f"{model.id}-{format}.zip")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
 
 from core import tasks
 from fpar_models.analysis import NoPicture, cam_picture, confusion_matrix, heads_picture, video_batch
 from fpar_models.data.gtea61 import DatasetError
-from fpar_models.files import write_bytes_atomic
 from fpar_models.models import motion_map_grid
 from fpar_models.serving import export
 from worker.app import app
@@ -52,9 +54,9 @@ def answer(key: str, what: str, compute: Callable[[], tuple[str, bytes]]) -> Non
 def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
     media, suffix = ("application/json", "json") if kind == "confusion" else ("image/png", "png")
     name = f"{kind}-{video.replace('/', '_')}" if video else kind
-    path = app.settings.model_dir / model_id / "analysis" / f"{name}.{suffix}"
-    if path.exists():
-        return media, path.read_bytes()
+    key = f"{model_id}/analysis/{name}.{suffix}"
+    if app.model_store.exists(key):
+        return media, app.model_store.path(key).read_bytes()
     predictor, compute = app.models.get(model_id), app.models.compute
     cfg, classes = predictor.config, predictor.classes
     if kind == "confusion":
@@ -65,14 +67,25 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
                             maps=kind == "heads" and motion_map_grid(cfg) is not None)
         draw = cam_picture if kind == "cam" else heads_picture
         body = draw(predictor.model, cfg, classes, batch, compute, f"{model_id} ({cfg.preset}): {video}")
-    write_bytes_atomic(body, path)
+    with staged(f"picture.{suffix}") as file:
+        file.write_bytes(body)
+        app.model_store.put(key, file)
     return media, body
 
 
 def export_artefact(model_id: str, fmt: str) -> str:
     relative = f"{model_id}/export/{fmt}.zip"
-    if not (app.settings.model_dir / relative).exists():
+    if not app.model_store.exists(relative):
         predictor = app.models.get(model_id)
-        export.build(predictor.model, predictor.config, predictor.classes, fmt, app.settings.model_dir / relative,
-                     model_id)
+        with staged(f"{fmt}.zip") as built:
+            export.build(predictor.model, predictor.config, predictor.classes, fmt, built, model_id)
+            app.model_store.put(relative, built)
     return relative
+
+
+@contextmanager
+def staged(name: str):
+    """A local file to write before it goes to the model store (then removed)."""
+    app.settings.model_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=app.settings.model_dir, prefix=".staged-") as tmp:
+        yield Path(tmp) / name

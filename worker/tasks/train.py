@@ -19,7 +19,6 @@ from core.store.records import JobRecord, JobStatus, ModelRecord, model_id_of
 from fpar_models import distributed
 from fpar_models.compute import Compute
 from fpar_models.config import TrainConfig
-from fpar_models.files import atomic_path
 from fpar_models.timeline.options import TrainingData
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, stage_best, train
 from worker.app import app
@@ -37,6 +36,8 @@ def train_job(job_id: str) -> None:
     cfg = TrainConfig.model_validate(job.request)
     trial = search.trial_of(app.stores, job)
     out = app.settings.runs_dir / job_id
+    if not (out / LAST).exists():  # a rerun on another host: the checkpoints its last run sent
+        app.model_store.pull(runs_key(job_id), out)
     if (out / LAST).exists():  # a rerun after a lost worker resumes from its last epoch
         log.info("job %s resumes from its last checkpoint", job_id)
     run = Assignment(job_id, cfg, trial, out)
@@ -45,11 +46,11 @@ def train_job(job_id: str) -> None:
         log.warning("job %s asks %d devices; this worker trains it on %d", job_id, cfg.devices, devices)
     with running(job_id):
         try:
-            result = distributed.launch(train_rank, devices, run)
+            result = distributed.launch(train_rank, devices, run, cuda=app.models.compute.device.type == "cuda")
             model_id = register(job_id, cfg, out, result)
         except Pruned:  # a pruned trial is never resumed: its checkpoints go
             jobs().set_reason(job_id, "pruned")
-            shutil.rmtree(out, ignore_errors=True)
+            forget_run(job_id, out)
             end(job, JobStatus.cancelled)
             return
         except Cancelled:
@@ -63,7 +64,16 @@ def train_job(job_id: str) -> None:
                "devices": devices}
     end(job, JobStatus.succeeded, result={**outcome, **({"early_stops": result.early_stops}
                                                            if result.early_stops else {})})
-    shutil.rmtree(out, ignore_errors=True)  # checkpoints served their purpose; the model is registered
+    forget_run(job_id, out)  # checkpoints served their purpose; the model is registered
+
+
+def runs_key(job_id: str) -> str:
+    return f"runs/{job_id}/"
+
+
+def forget_run(job_id: str, out: Path) -> None:
+    app.model_store.delete(runs_key(job_id))
+    shutil.rmtree(out, ignore_errors=True)
 
 
 class Pruned(Cancelled):
@@ -97,7 +107,8 @@ def train_rank(group: distributed.Group, run: Assignment) -> TrainResult:
 def devices_here() -> int:
     """How many ranks this worker gives a training at most: FPAR_MAX_DEVICES, or its GPUs,
     or on a CPU-only worker its cores (the ranks share them)."""
-    return app.settings.max_devices or torch.cuda.device_count() or os.cpu_count() or 1
+    on_gpus = app.models.compute.device.type == "cuda"
+    return app.settings.max_devices or (torch.cuda.device_count() if on_gpus else os.cpu_count()) or 1
 
 
 def end(job: JobRecord, status: JobStatus, **fields) -> None:
@@ -125,6 +136,8 @@ def reporting(job_id: str, cfg: TrainConfig, trial: search.Trial | None, pruned:
             jobs().set_progress(job_id, p)
 
     def epoch(row: dict) -> None:
+        # the epoch's checkpoints to the store first: a worker on another host resumes from them
+        app.model_store.push(app.settings.runs_dir / job_id, runs_key(job_id), last=LAST)
         jobs().add_metrics(job_id, row)
         if trial is None or math.isnan(row["val_acc"]):
             return
@@ -142,21 +155,20 @@ def reporting(job_id: str, cfg: TrainConfig, trial: search.Trial | None, pruned:
 
 
 def model_path(ref: str) -> Path:
-    """A model's checkpoint, by model id (a two-stream source, an init_from model)."""
+    """A model's checkpoint, by model id (a two-stream source, an init_from model), with the
+    files beside it (its earlier stages' best weights, its metrics)."""
     model = app.stores.models.get(ref)
     if model is None:
         raise KeyError(f"model '{ref}' is not registered")
-    return app.settings.model_dir / model.path
+    return app.model_store.folder(f"{model.id}/") / Path(model.path).name
 
 
 def register(job_id: str, cfg: TrainConfig, out: Path, result: TrainResult) -> str:
     """Publish the trained model to the model store and list it in Redis (idempotent)."""
     model_id = model_id_of(job_id)
-    folder = app.settings.model_dir / model_id
     stages = [stage_best(out, i + 1).name for i in cfg.trained_stages[:-1]]  # what init_from may start after
-    for name in (*stages, METRICS, MODEL):  # the model last: a model file in the store is a whole one
-        with atomic_path(folder / name) as tmp:
-            shutil.copyfile(out / name, tmp)
+    for name in (*stages, METRICS, MODEL):  # the model last; it is listed in Redis once all are up
+        app.model_store.put(f"{model_id}/{name}", out / name)
     inputs = [name for name, used in (("rgb", cfg.uses_rgb), ("flow", cfg.uses_flow)) if used]
     app.stores.models.add(ModelRecord(
         id=model_id, arch=cfg.model.arch, preset=cfg.preset, classes=result.classes,
