@@ -27,7 +27,7 @@ from model_helpers import small_config
 # gradient's running square, and a weight whose gradient is all but 0 may move by up to
 # a step either way (seen: 5e-4 after 14 steps at lr 1e-3, with equal losses)
 DETERMINISTIC = {"image_size": 32, "frames": 2, "batch_size": 4, "train_users": ["S1"],  # 18 clips: 4 + 4 + 4 + 4 + 2
-                 "stages": [{"epochs": 2, "train": ["convlstm"], "lr": 1e-2, "optimizer": "sgd"},
+                 "stages": [{"epochs": 1, "train": ["convlstm"], "lr": 1e-2, "optimizer": "sgd"},
                             {"epochs": 1, "train": ["convlstm", "layer4"], "lr": 1e-2, "optimizer": "sgd"}]}
 
 
@@ -91,7 +91,7 @@ def test_two_ranks_train_what_one_process_trains(data_dir, tmp_path, cli):
     assert proc.returncode == 0, err
     rows = json.loads((two / "metrics.json").read_text())["history"]
     assert len(out.strip().splitlines()) == len(rows) + 1  # rank 0 alone reports: a row per epoch, the result
-    assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (2, 1)]
+    assert [(r["stage"], r["epoch"]) for r in rows] == [(1, 1), (2, 1)]
     for mine, theirs in zip(rows, one.history):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
             assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-6), (mine, theirs, key)

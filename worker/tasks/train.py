@@ -136,8 +136,10 @@ def reporting(job_id: str, cfg: TrainConfig, trial: search.Trial | None, pruned:
             jobs().set_progress(job_id, p)
 
     def epoch(row: dict) -> None:
-        # the epoch's checkpoints to the store first: a worker on another host resumes from them
-        app.model_store.push(app.settings.runs_dir / job_id, runs_key(job_id), last=LAST)
+        try:  # the epoch's checkpoints to the store first: a worker on another host resumes from them
+            app.model_store.push(app.settings.runs_dir / job_id, runs_key(job_id), last=LAST)
+        except Exception:  # the store down: this host still resumes from its own copy; the next epoch retries
+            log.warning("job %s: sending its checkpoints to the model store failed", job_id, exc_info=True)
         jobs().add_metrics(job_id, row)
         if trial is None or math.isnan(row["val_acc"]):
             return
