@@ -73,11 +73,7 @@ class FolderStore:
                 shutil.copyfile(file, tmp)
 
     def delete(self, prefix: str) -> None:
-        target = self.root / prefix
-        if prefix.endswith("/"):
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            target.unlink(missing_ok=True)
+        remove(self.root, prefix)
 
     def push(self, folder: Path, prefix: str, last: str) -> None:
         if Path(folder).resolve() != (self.root / prefix).resolve():  # (a run's folder is in the store)
@@ -132,7 +128,7 @@ class S3Store:
             with atomic_path(local) as tmp:
                 self.client.download_file(self.bucket, self._key(key), str(tmp))
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if missing(e):
                 raise FileNotFoundError(f"{key} is not in the model store ({self.url})") from None
             raise
         return local
@@ -143,7 +139,7 @@ class S3Store:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if missing(e):
                 return False
             raise
 
@@ -155,8 +151,7 @@ class S3Store:
         for i in range(0, len(keys), 1000):  # S3's most per request
             self.client.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": self._key(k)} for k in keys[i:i + 1000]], "Quiet": True})
-        target = self.cache / prefix
-        shutil.rmtree(target, ignore_errors=True) if prefix.endswith("/") else target.unlink(missing_ok=True)
+        remove(self.cache, prefix)
 
     def push(self, folder: Path, prefix: str, last: str) -> None:
         for file in files_to_push(folder, last):
@@ -180,6 +175,20 @@ class S3Store:
             if file not in keep:
                 total -= file.stat().st_size
                 file.unlink(missing_ok=True)
+
+
+def missing(e) -> bool:
+    """An S3 error that says there is no such object."""
+    return e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def remove(root: Path, prefix: str) -> None:
+    """A key's file under root, or a prefix's folder (a prefix ends with '/')."""
+    target = root / prefix
+    if prefix.endswith("/"):
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def files_to_push(folder: Path, last: str) -> list[Path]:
