@@ -8,12 +8,7 @@ import pytest
 
 from launcher import Stack
 
-from stack_helpers import assert_nothing_left_running, tiny_train, wait_for
-
-# small limits so the tests can reach them cheaply
-STACK_ENV = {"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_MAX_ATTEMPTS": "2",
-             "FPAR_PREDICT_TTL_S": "600", "FPAR_MAX_UPLOAD_MB": "2", "FPAR_MAX_FRAMES": "64",
-             "FPAR_MAX_UNPACKED_MB": "2", "FPAR_MAX_VIDEO_S": "2400"}
+from stack_helpers import STACK_ENV, assert_nothing_left_running, tiny_train, wait_for
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,10 @@ import httpx
 from fpar_models.data.recordings import write_recording
 from launcher import Stack
 
+# small limits so the tests can reach them cheaply
+STACK_ENV = {"FPAR_TORCH_THREADS": "1", "FPAR_HEARTBEAT_TIMEOUT_S": "8", "FPAR_MAX_ATTEMPTS": "2",
+             "FPAR_PREDICT_TTL_S": "600", "FPAR_MAX_UPLOAD_MB": "2", "FPAR_MAX_FRAMES": "64",
+             "FPAR_MAX_UNPACKED_MB": "2", "FPAR_MAX_VIDEO_S": "2400"}
 TINY = {"dataset": "synthetic", "pretrained": "none", "image_size": 64, "frames": 4, "batch_size": 6,
         "model": {"mem_size": 64}}
 

@@ -7,13 +7,12 @@ import signal
 import boto3
 import httpx
 import pytest
-from conftest import STACK_ENV
 
 from launcher import Stack
 from launcher.seaweed import start_s3
 from launcher.stack import Worker
 
-from stack_helpers import assert_nothing_left_running, frames_of, tiny_train, until, wait_for
+from stack_helpers import STACK_ENV, assert_nothing_left_running, frames_of, tiny_train, until, wait_for
 
 STORE = "s3://fpar/models"
 
