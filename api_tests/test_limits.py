@@ -13,7 +13,7 @@ from stack_helpers import frames_of, tiny_train, until, wait_for
 CLIPS = [("S2", "lift_cup"), ("S2", "lower_ball"), ("S2", "open_box"), ("S4", "close_box")]
 
 
-def test_500_predictions_from_32_clients_all_answered_right(client, stack, trained):
+def test_256_predictions_from_32_clients_all_answered_right(client, stack, trained):
     files = [frames_of(stack, user, action) for user, action in CLIPS]
     expected = []
     for f in files:
@@ -26,14 +26,14 @@ def test_500_predictions_from_32_clients_all_answered_right(client, stack, train
             return i, r.status_code, r.json()
 
     with ThreadPoolExecutor(32) as pool:
-        answers = list(pool.map(one, range(500)))
-    assert [status for _, status, _ in answers].count(200) == 500
+        answers = list(pool.map(one, range(256)))  # 8 rounds of 32 at once
+    assert [status for _, status, _ in answers].count(200) == 256
     for i, _, job in answers:
         want = expected[i % len(files)]
         got = job["result"]["top_k"]
         assert [x["label"] for x in got] == [x["label"] for x in want]
         assert [x["probability"] for x in got] == pytest.approx([x["probability"] for x in want], abs=1e-4)
-    assert len({job["id"] for _, _, job in answers}) == 500
+    assert len({job["id"] for _, _, job in answers}) == 256
     r = redis.Redis.from_url(stack.redis_url)
     sizes = [int(r.hget(f"fpar:job:{job['id']}", "batch_size")) for _, _, job in answers]
     assert max(sizes) > 1  # concurrent requests shared forward passes (dynamic batching)
