@@ -393,17 +393,13 @@ def main(argv: list[str] | None = None) -> None:
                         "MODEL_DIR/ID/model.pt")
     args = parser.parse_args(argv)
     cfg = resolve_config(json.loads(args.config.read_text()))
-    devices = args.devices or cfg.devices
-    if devices == 1:
-        result = train_cli(SINGLE, args)
-    else:
-        result = distributed.launch(train_cli, devices, args)
+    result = distributed.launch(train_cli, args.devices or cfg.devices, (cfg, args))  # (1: in this process)
     print(f"best_val_acc={result.best_val_acc:.4f} test_acc={result.test_acc:.4f} model={result.model_path}")
 
 
-def train_cli(group: Group, args: argparse.Namespace) -> TrainResult:
+def train_cli(group: Group, job: tuple[TrainConfig, argparse.Namespace]) -> TrainResult:
     """The CLI's run, in this process or as a rank (a module-level function: ranks are spawned)."""
-    cfg = resolve_config(json.loads(args.config.read_text()))
+    cfg, args = job
 
     def resolve(ref: str) -> Path:
         path = Path(ref)

@@ -55,8 +55,10 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
     media, suffix = ("application/json", "json") if kind == "confusion" else ("image/png", "png")
     name = f"{kind}-{video.replace('/', '_')}" if video else kind
     key = f"{model_id}/analysis/{name}.{suffix}"
-    if app.model_store.exists(key):
+    try:  # drawn before: one read, not a check and then a read
         return media, app.model_store.path(key).read_bytes()
+    except FileNotFoundError:
+        pass
     predictor, compute = app.models.get(model_id), app.models.compute
     cfg, classes = predictor.config, predictor.classes
     if kind == "confusion":
