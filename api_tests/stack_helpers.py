@@ -5,6 +5,7 @@ import csv
 import time
 
 import httpx
+import psutil
 
 from fpar_models.data.recordings import write_recording
 from launcher import Stack
@@ -43,6 +44,12 @@ def until(predicate, timeout_s: float, what: str, every_s: float = 0.25):
             return value
         time.sleep(every_s)
     raise AssertionError(f"{what} within {timeout_s} s")
+
+
+def ranks_of(stack: Stack, worker: str = "worker-train") -> list[psutil.Process]:
+    """A worker's training ranks: the processes fpar_models.distributed.launch spawned."""
+    return [p for p in psutil.Process(stack.procs[worker].pid).children()
+            if "spawn_main" in " ".join(p.cmdline())]
 
 
 def frames_of(stack: Stack, user="S2", action="lift_cup", video="1", count=None) -> list:

@@ -21,7 +21,7 @@ def test_a_job_is_deleted_only_once_it_has_ended(client):
 
 
 def test_a_model_in_use_is_kept_and_an_unused_one_goes_with_its_files(client, stack):
-    job = wait_for(client, client.post("/train", json=tiny_train()).json()["id"])
+    job = wait_for(client, client.post("/train", json=tiny_train(image_size=32, frames=2)).json()["id"])
     model_id = job["result"]["model"]
     folder = stack.model_dir / model_id
     assert (folder / "model.pt").is_file()

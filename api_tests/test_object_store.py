@@ -1,18 +1,20 @@
 """Models in an object store (FPAR_MODEL_STORE=s3://..., a real SeaweedFS server): three
 "hosts", worker processes whose model folders are apart, share checkpoints and models
-through the store alone. A training whose host is killed resumes on another from its last
-epoch, and a third serves and exports the model it never saw trained."""
+through the store alone. A training on two ranks (`devices` 2) whose host is killed loses
+its ranks with it and resumes on another host, on two ranks, from its last epoch; a third
+host serves and exports the model it never saw trained."""
 import signal
 
 import boto3
 import httpx
+import psutil
 import pytest
 
 from launcher import Stack
 from launcher.seaweed import start_s3
 from launcher.stack import Worker
 
-from stack_helpers import STACK_ENV, assert_nothing_left_running, frames_of, tiny_train, until, wait_for
+from stack_helpers import STACK_ENV, assert_nothing_left_running, frames_of, ranks_of, tiny_train, until, wait_for
 
 STORE = "s3://fpar/models"
 
@@ -35,7 +37,7 @@ def hosts(tmp_path_factory):
             assert_nothing_left_running(stack)
         finally:
             stack.stop(deadline_s=3)  # a throwaway stack: no need to wait out the workers' warm shutdown
-            s3.stop()
+            s3.stop(deadline_s=0.5)
 
 
 def _host(root, name: str) -> dict[str, str]:
@@ -53,14 +55,17 @@ def _keys(s3, prefix: str) -> list[str]:
 
 def test_a_training_resumes_on_another_host_and_a_third_serves_its_model(hosts):
     stack, root, s3 = hosts
-    body = {**tiny_train(), "stages": [{"epochs": 4}, None], "image_size": 32, "frames": 2}  # stage 1 alone
+    body = {**tiny_train(), "stages": [{"epochs": 4}, None], "image_size": 32, "frames": 2, "devices": 2}
     with httpx.Client(base_url=stack.url, timeout=60) as client:
         job_id = client.post("/train", json=body).json()["id"]
         until(lambda: len(client.get(f"/jobs/{job_id}").json()["metrics"]) >= 2, 120, "two epochs")
         first = next(h for h in "ac" if (root / f"host-{h}" / "runs" / job_id / "last.pt").exists())
+        ranks = ranks_of(stack, f"worker-{first}")
+        assert len(ranks) == 2, [p.cmdline() for p in ranks]
         stack.remove(f"worker-{first}", signal.SIGKILL)  # that host is gone, and its disk with it
-        job = wait_for(client, job_id, timeout_s=120)
-        assert job["status"] == "succeeded" and job["attempts"] == 2, job
+        assert not psutil.wait_procs(ranks, timeout=30)[1]  # its ranks died with it (PDEATHSIG)
+        job = wait_for(client, job_id, timeout_s=150)
+        assert job["status"] == "succeeded" and job["attempts"] == 2 and job["result"]["devices"] == 2, job
         assert [r["epoch"] for r in job["metrics"]] == [1, 2, 3, 4]
         # the other host trained only what the first had not finished (from scratch: 2 + 4 at least)
         assert job["epochs_trained"] <= 4, job["epochs_trained"]

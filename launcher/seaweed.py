@@ -32,10 +32,12 @@ class S3Server:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
                 "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
 
-    def stop(self) -> None:
+    def stop(self, deadline_s: float = 10) -> None:
+        """SIGTERM, and SIGKILL after the deadline (it takes ~8 s to stop on its own: a
+        throwaway server in a test need not wait)."""
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=deadline_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
