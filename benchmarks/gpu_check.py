@@ -79,8 +79,7 @@ def check(preset: str, precision: str, args, data_dir: Path, out: Path, compute:
 
 def train_rank(group: distributed.Group, job: tuple):
     cfg, data_dir, out, compute = job
-    return train(cfg, data_dir, out, compute=compute if group.device is None else Compute.detect(group.device),
-                 resolve_model=Path, group=group)
+    return train(cfg, data_dir, out, compute=group.compute(compute), resolve_model=Path, group=group)
 
 
 def scaling(args, data_dir: Path, out: Path, compute: Compute) -> None:

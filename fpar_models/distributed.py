@@ -10,11 +10,8 @@ all of them when one fails or dies: a dead rank is a `RankLost`, never a hung gr
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime
 import os
-import signal
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +20,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+
+from fpar_models.compute import Compute
+from fpar_models.processes import die_with_parent, free_port
 
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)  # a rank silent this long (stopped, not dead) ends the group
 
@@ -41,6 +41,11 @@ class Group:
     def main(self) -> bool:
         """Rank 0: it reports progress and metrics and writes the checkpoints."""
         return self.rank == 0
+
+    def compute(self, here: Compute) -> Compute:
+        """Where this rank computes: a launched rank on its own device, a group run in the
+        caller's process (world 1) on the caller's compute, `here`."""
+        return here if self.device is None else Compute.detect(self.device)
 
     def agree(self, flag: bool) -> bool:
         """Rank 0's flag on every rank (the cancel check between batches)."""
@@ -155,7 +160,7 @@ def _rank_main(rank: int, world: int, cuda: bool, address: str, parent: int,
     # a process group of its own: a signal to the caller's group (a stack's SIGTERM, a
     # terminal's Ctrl-C) is the caller's to act on, and the caller ends the ranks
     os.setpgid(0, 0)
-    die_with(parent)
+    die_with_parent(parent=parent)  # a worker killed -9 leaves no rank behind
     device = rank_device(rank, world, cuda)
     if cuda:
         torch.cuda.set_device(device)
@@ -171,15 +176,6 @@ def _rank_main(rank: int, world: int, cuda: bool, address: str, parent: int,
         dist.destroy_process_group()
 
 
-def die_with(parent: int) -> None:
-    """Linux: this process gets SIGKILL when its parent dies (a worker killed -9 leaves no
-    rank behind); a parent already gone before this ran means the same."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def picklable(e: Exception) -> Exception:
     """The exception itself when it survives the trip to the parent, else its words."""
     import pickle
@@ -188,9 +184,3 @@ def picklable(e: Exception) -> Exception:
         return e
     except Exception:
         return RuntimeError(f"{type(e).__name__}: {e}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -11,37 +11,22 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from ctypes import CDLL
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from fpar_models.processes import die_with_parent, free_port
+
 log = logging.getLogger("fpar.stack")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-PR_SET_PDEATHSIG = 1
 STOP_DEADLINE_S = 15.0  # a stop's grace period for all children together
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Ask the kernel to send `sig` to this process when its parent dies (Linux)."""
-    try:
-        CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
-    except (OSError, AttributeError):  # not Linux: children then outlive a killed launcher
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -17,7 +17,6 @@ import torch
 from core import search, tasks
 from core.store.records import JobRecord, JobStatus, ModelRecord, model_id_of
 from fpar_models import distributed
-from fpar_models.compute import Compute
 from fpar_models.config import TrainConfig
 from fpar_models.timeline.options import TrainingData
 from fpar_models.train import LAST, METRICS, MODEL, Callbacks, Cancelled, TrainResult, stage_best, train
@@ -93,11 +92,10 @@ def train_rank(group: distributed.Group, run: Assignment) -> TrainResult:
     """The job's training in this process, or as one rank of a group (then rank 0's
     callbacks report; a launched rank computes on its own device)."""
     pruned: list[bool] = []
-    compute = app.models.compute if group.device is None else Compute.detect(group.device)
     try:
         callbacks = reporting(run.job_id, run.cfg, run.trial, pruned)
-        return train(run.cfg, app.settings.data_dir, run.out, callbacks=callbacks, compute=compute,
-                     resolve_model=model_path, group=group)
+        return train(run.cfg, app.settings.data_dir, run.out, callbacks=callbacks,
+                     compute=group.compute(app.models.compute), resolve_model=model_path, group=group)
     except Cancelled:
         if pruned:
             raise Pruned() from None
