@@ -39,12 +39,14 @@ class ModelStore(Protocol):
     def delete(self, prefix: str) -> None:
         """Remove every object under `prefix` (a folder's worth: it ends with '/')."""
 
-    def push(self, folder: Path, prefix: str, last: str) -> None:
-        """Send the files of a local folder that changed since its last push (a run's
-        checkpoints after an epoch), `last` after the others: it names them."""
+    def push(self, folder: Path, prefix: str, last: str = "") -> None:
+        """Send the files of a local folder that changed since they were last pushed or
+        pulled (a run's checkpoints after an epoch), in name order with `last` (the one that
+        names the others) after all."""
 
     def pull(self, prefix: str, folder: Path) -> None:
-        """Fetch the objects under `prefix` into a local folder (a run to resume)."""
+        """Fetch the objects directly under `prefix` into a local folder (a run to resume,
+        a model's compiled graphs)."""
 
 
 class FolderStore:
@@ -75,7 +77,7 @@ class FolderStore:
     def delete(self, prefix: str) -> None:
         remove(self.root, prefix)
 
-    def push(self, folder: Path, prefix: str, last: str) -> None:
+    def push(self, folder: Path, prefix: str, last: str = "") -> None:
         if Path(folder).resolve() != (self.root / prefix).resolve():  # (a run's folder is in the store)
             for file in files_to_push(folder, last):
                 self.put(prefix + file.name, file)
@@ -153,7 +155,7 @@ class S3Store:
                 "Objects": [{"Key": self._key(k)} for k in keys[i:i + 1000]], "Quiet": True})
         remove(self.cache, prefix)
 
-    def push(self, folder: Path, prefix: str, last: str) -> None:
+    def push(self, folder: Path, prefix: str, last: str = "") -> None:
         for file in files_to_push(folder, last):
             mtime = file.stat().st_mtime
             if self._pushed.get(file) != mtime:
@@ -162,8 +164,10 @@ class S3Store:
 
     def pull(self, prefix: str, folder: Path) -> None:
         for key in self._keys(prefix, direct=True):
-            with atomic_path(Path(folder) / key[len(prefix):]) as tmp:
+            local = Path(folder) / key[len(prefix):]
+            with atomic_path(local) as tmp:
                 self.client.download_file(self.bucket, self._key(key), str(tmp))
+            self._pushed[local] = local.stat().st_mtime  # as in the store: not sent back unchanged
 
     def _evict(self, keep: set[Path]) -> None:
         """Least recently used files out until the cache fits its bound (never those in `keep`)."""

@@ -1,12 +1,24 @@
 """The model store: a shared folder (file://) and an S3 bucket (a real SeaweedFS server)
 behave alike for what the service does with them: publish a model's files, read them
 (S3 through a bounded cache), send a run's changed checkpoints after an epoch and fetch
-them on another host, delete a model's folder."""
+them on another host, delete a model's folder; and a model's serving graph, exported by
+the first host that serves it, is what the next host serves."""
 import os
+import time
 
 import pytest
+import redis
 
 from core.model_store import FolderStore, S3Store, open_store
+from core.settings import Settings
+from core.store.models import ModelRegistry
+from core.store.records import ModelRecord
+from fpar_models import checkpoint
+from fpar_models.models import build_model
+from fpar_models.serving import runtimes
+from worker.model_cache import ModelCache
+
+from model_helpers import small_config
 
 
 @pytest.fixture(params=["file", "s3"])
@@ -67,6 +79,35 @@ def test_the_s3_cache_keeps_to_its_bound_least_recently_used_out_first(s3, tmp_p
     cached = sorted(p.parent.name for p in (tmp_path / "local" / "cache").rglob("model.pt"))
     assert cached == ["m_a", "m_c"]
     assert store.path("m_b/model.pt").read_bytes() == bytes(1000)  # fetched again
+
+
+def test_a_serving_graph_is_exported_once_for_every_host(s3, redis_url, tmp_path, monkeypatch):
+    cfg, url = small_config(image_size=32, frames=2), f"s3://fpar/{tmp_path.name}"
+    trained = tmp_path / "trained" / "model.pt"
+    checkpoint.save_atomic(checkpoint.model_file(build_model(cfg, 3), cfg, list("abc")), trained)
+    registry = ModelRegistry(redis.Redis.from_url(redis_url))
+    registry.add(ModelRecord(id="m_graph", arch=cfg.model.arch, preset=cfg.preset, classes=list("abc"),
+                             best_val_acc=0.5, job_id="tr_graph", created_at=time.time(), frames=cfg.frames,
+                             image_size=cfg.image_size, stack_size=cfg.model.stack_size,
+                             eval_stacks=cfg.model.eval_stacks, inputs=["rgb"], path="m_graph/model.pt", config=cfg))
+
+    def host(name: str) -> ModelCache:  # its own disk, no dataset: it verifies on random clips
+        settings = Settings(model_dir=tmp_path / name, data_dir=tmp_path / "none", model_store=url,
+                            inference="onnxruntime")
+        return ModelCache(registry, settings)
+
+    first = host("a")
+    first.store.put("m_graph/model.pt", trained)
+    assert first.get("m_graph").choice.backend == "onnxruntime"
+    graphs = first.store._keys("m_graph/compiled/")
+    assert [k.rsplit("/", 1)[1] for k in graphs] == [runtimes.graph_path(tmp_path, cfg).name]
+
+    def export_onnx(*args):
+        raise AssertionError("the second host exported the graph again")
+
+    monkeypatch.setattr(runtimes, "export_onnx", export_onnx)
+    served = host("b").get("m_graph")
+    assert served.choice.backend == "onnxruntime" and served.choice.verified, served.choice
 
 
 def test_the_store_url_says_which_store(tmp_path):

@@ -13,6 +13,7 @@ from fpar_models.compute import Compute
 from fpar_models.serving import Predictor
 from fpar_models.serving.graph import dataset_clips, sample_inputs
 from fpar_models.serving.precision import CALIBRATION_CLIPS, EVAL_CLIPS
+from fpar_models.serving.predictor import COMPILED
 
 log = logging.getLogger("fpar.worker")
 
@@ -61,9 +62,14 @@ class ModelCache:
 
             reduced = {"evaluation": lambda: dataset_clips(cfg, classes, data, cfg.val_users, EVAL_CLIPS),
                        "calibration": calibration}
-        predictor = Predictor(self.store.path(model.path), self.compute, inference=self.settings.inference,
+        checkpoint = self.store.path(model.path)
+        compiled, graphs = checkpoint.parent / COMPILED, model.path.rpartition("/")[0] + f"/{COMPILED}/"
+        self.store.pull(graphs, compiled)  # what another host exported, quantised and measured
+        predictor = Predictor(checkpoint, self.compute, inference=self.settings.inference,
                               samples=sample_inputs(cfg, classes, data), precision=model.inference_precision,
                               **reduced)
+        if compiled.is_dir():
+            self.store.push(compiled, graphs)  # what this one added (not OpenVINO's blobs: they are per CPU)
         log.info("model %s served by %s%s", model.id, predictor.choice.backend,
                  f" ({predictor.choice.reason})" if predictor.choice.reason else "")
         return predictor

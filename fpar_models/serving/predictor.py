@@ -19,6 +19,8 @@ from fpar_models.serving.graph import example_inputs, input_names
 from fpar_models.serving.precision import Calibration, Evaluation
 from fpar_models.serving.runtimes import serve
 
+COMPILED = "compiled"  # beside a model's checkpoint: its serving graphs, int8 graphs and their measured costs
+
 
 @dataclass
 class Clip:
@@ -45,7 +47,7 @@ class Predictor:
         samples = samples if samples is not None else random_clips(self.config)
         self.precision = precision  # asked for; self.choice.precision is what serves
         self.engine, self.choice = serve(self.model, self.config, self.compute, requested=inference,
-                                         cache_dir=Path(path).parent / "compiled", samples=samples,
+                                         cache_dir=Path(path).parent / COMPILED, samples=samples,
                                          precision=precision, evaluation=evaluation, calibration=calibration)
 
     @property
