@@ -3,11 +3,15 @@ spool on the shared data volume (FPAR_DATA_DIR/.frames), holding one JSON header
 (name, dtype, shape of each array), then the raw bytes. Nothing to unpickle, no zip to
 inflate, and reading is zero-copy (np.frombuffer).
 
-Not through Redis: with its append-only file, a clip's ~600 KB cost Redis ~2 ms of CPU
-(appending it, then rewriting the log) and each client ~0.5 ms more; a file costs ~0.2 ms
-on each side, and Redis keeps only the job's state. The worker that ends a prediction
-removes its file; whatever is left behind (a gateway that died between the file and the
-job, say) the workers' reaper sweeps once it is older than FPAR_PREDICT_TTL_S."""
+Not through Redis where a data folder is shared: with its append-only file, a clip's
+~600 KB cost Redis ~2 ms of CPU (appending it, then rewriting the log) and each client
+~0.5 ms more; a file costs ~0.2 ms on each side, and Redis keeps only the job's state. The
+worker that ends a prediction removes its file; whatever is left behind (a gateway that
+died between the file and the job, say) the workers' reaper sweeps once it is older than
+FPAR_PREDICT_TTL_S. Hosts that share no data folder (an s3:// FPAR_DATA_STORE) pass the
+same bytes through Redis instead (`RedisFrames`), which expires them with the prediction:
+a clip is too small and too short-lived for an object store's round trips.
+"""
 from __future__ import annotations
 
 import json
@@ -19,6 +23,7 @@ import numpy as np
 
 ALLOWED = {"uint8"}  # prepared frames are uint8; anything else is refused on read
 SPOOL = ".frames"
+KEY = "fpar:frames:"
 
 
 def header(arrays: dict[str, np.ndarray]) -> bytes:
@@ -39,6 +44,11 @@ def unpack(blob: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+def pack(arrays: dict[str, np.ndarray]) -> list:
+    """The header and each array's bytes (no copy), to be written one after another."""
+    return [header(arrays), *(memoryview(np.ascontiguousarray(a)).cast("B") for a in arrays.values())]
+
+
 class FrameSpool:
     def __init__(self, data_dir: Path):
         self.folder = Path(data_dir) / SPOOL
@@ -52,9 +62,7 @@ class FrameSpool:
         part = self.folder / f"{job_id}.part"
         try:
             with open(part, "wb") as f:
-                f.write(header(arrays))
-                for a in arrays.values():
-                    f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                f.writelines(pack(arrays))
             os.replace(part, self.path(job_id))
         except BaseException:
             part.unlink(missing_ok=True)
@@ -86,3 +94,31 @@ class FrameSpool:
             except FileNotFoundError:
                 pass  # removed meanwhile by whoever ended its job
         return gone
+
+
+class RedisFrames:
+    """The spool's bytes under `fpar:frames:{job}` in Redis, expiring with the prediction."""
+
+    def __init__(self, client, ttl_s: int):
+        self.client, self.ttl_s = client, ttl_s
+
+    def put(self, job_id: str, arrays: dict[str, np.ndarray]) -> None:
+        self.client.set(f"{KEY}{job_id}", b"".join(pack(arrays)), ex=self.ttl_s)
+
+    def get(self, job_id: str) -> dict[str, np.ndarray] | None:
+        blob = self.client.get(f"{KEY}{job_id}")
+        return None if blob is None else unpack(blob)
+
+    def remove(self, *job_ids: str) -> None:
+        if job_ids:
+            self.client.delete(*(f"{KEY}{j}" for j in job_ids))
+
+    def sweep(self, older_than_s: float) -> int:
+        return 0  # Redis expires them
+
+
+def open_frames(settings, client) -> FrameSpool | RedisFrames:
+    """The spool where the data folder is shared, else Redis (`client`)."""
+    if settings.data.shared:
+        return FrameSpool(settings.data_dir)
+    return RedisFrames(client, settings.predict_ttl_s)

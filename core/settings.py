@@ -1,7 +1,7 @@
 """Every setting of the gateway and the workers, from the environment (FPAR_*, REDIS_URL)."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     model_store: str = Field("", description="where models live: file:///path, or s3://bucket/prefix "
                              "(AWS_ENDPOINT_URL and the AWS credential variables); empty: the model folder")
     store_cache_mb: float = Field(10240, gt=0, description="an s3:// model store's local cache, at most")
+    data_store: str = Field("", description="where datasets live: s3://bucket/prefix, each process's data folder "
+                            "its copy; empty: the data folder itself, shared")
     weights_dir: Path | None = Field(None, description="folder with ResNet-34 ImageNet weights")
     redis_url: str = Field("redis://127.0.0.1:6379/0",
                            validation_alias=AliasChoices("REDIS_URL", "FPAR_REDIS_URL"))
@@ -71,8 +73,33 @@ class Settings(BaseSettings):
         return int(self.max_video_mb * (1 << 20))
 
     def open_model_store(self):
-        from core.model_store import open_store
-        return open_store(self.model_store, self.model_dir, int(self.store_cache_mb * (1 << 20)))
+        from core.object_store import open_store
+        cache_bytes = int(self.store_cache_mb * (1 << 20))
+        return open_store(self.model_store, self.model_dir, self.model_dir / "cache", cache_bytes)
+
+    @cached_property
+    def data(self):
+        """FPAR_DATA_DIR's store, one per process: the folder itself, shared (`mirror` is then
+        the folder, `send` nothing), or this process's copy of an s3:// FPAR_DATA_STORE."""
+        return self.open_data_store()
+
+    def open_data_store(self):
+        """The data folder itself, or its copy of an s3:// store (datasets kept whole)."""
+        from core.object_store import open_store
+        store = open_store(self.data_store, self.data_dir, self.data_dir)
+        if self.data_store.startswith("file:") and Path(store.root).resolve() != self.data_dir.resolve():
+            raise ValueError(f"FPAR_DATA_STORE {self.data_store} is not FPAR_DATA_DIR: a shared data folder is "
+                             "FPAR_DATA_DIR itself (leave FPAR_DATA_STORE unset)")
+        return store
+
+    @field_validator("model_store", "data_store")
+    @classmethod
+    def _store_url(cls, v: str, info) -> str:
+        from urllib.parse import urlparse
+        parsed = urlparse(v)
+        if v and not (parsed.scheme == "file" or (parsed.scheme == "s3" and parsed.netloc)):
+            raise ValueError(f"FPAR_{info.field_name.upper()}: {v!r} is neither file:///path nor s3://bucket[/prefix]")
+        return v
 
     @property
     def runs_dir(self) -> Path:

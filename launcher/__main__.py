@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from fpar_models.data import synthetic
+from launcher.publish import publish
 from launcher.stack import ROOT, Stack, Worker, die_with_parent
 
 
@@ -34,6 +35,8 @@ def main() -> None:
     data_dir = Path(os.environ.get("FPAR_DATA_DIR", "data")).resolve()
     model_dir = Path(os.environ.get("FPAR_MODEL_DIR", "models")).resolve()
     demo = synthetic.generate(data_dir / "synthetic")
+    if os.environ.get("FPAR_DATA_STORE"):  # every host finds it in the store
+        publish([demo.name], data_dir, only_new=True)
     stack = Stack(data_dir, model_dir, port=int(os.environ.get("FPAR_PORT", "8000")),
                   redis_url=os.environ.get("REDIS_URL") or None, workers=workers_from_env(),
                   run_dir=Path(os.environ.get("FPAR_RUN_DIR", ROOT / ".run")).resolve())

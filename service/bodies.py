@@ -4,6 +4,7 @@ recordings; POST /timelines: a video). Either way the request model validates th
 so a bad one is the same 422 whichever way it came."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,6 +50,11 @@ def source_path(source: str, settings: Settings, *, folder: bool) -> Path:
         raise field_error(["source"], "resolves outside the data directory")
     if any(part.startswith(".") for part in path.relative_to(base).parts):
         raise field_error(["source"], "names a hidden path (the service's own work folders are not sources)")
+    if folder:  # an s3:// data store's folder, brought here (its videos are probed at submit)
+        settings.data.mirror(path.relative_to(base).as_posix())
+    elif not path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            settings.data.path(path.relative_to(base).as_posix())
     if not (path.is_dir() if folder else path.is_file()):
         raise Problem(404, f"source '{source}' is not a {'folder' if folder else 'file'} in the data directory",
                       kind="unknown-source", errors=[{"loc": ["source"], "msg": "not found"}])

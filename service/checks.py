@@ -74,7 +74,11 @@ def check_dataset(cfg: TrainConfig, settings: Settings) -> None:
     root = (settings.data_dir / cfg.dataset).resolve()
     if not root.is_relative_to(base):
         raise field_error(["dataset"], "resolves outside the data directory")
-    if not root.is_dir():
+    # an s3:// data store's dataset is one it publishes (brought here), not an old copy here
+    published = settings.data.shared or cfg.dataset in settings.data.published()
+    if published:
+        settings.data.mirror(cfg.dataset)
+    if not (published and root.is_dir()):
         raise Problem(404, f"dataset '{cfg.dataset}' not found in the data directory", kind="unknown-dataset",
                       errors=[{"loc": ["dataset"], "msg": "not found"}])
     users_dir = root / (RGB_DIR if cfg.uses_rgb else FLOW_DIRS[0])

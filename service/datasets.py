@@ -26,10 +26,24 @@ def is_dataset(folder: Path) -> bool:
 
 
 def on_disk(settings: Settings) -> list[str]:
+    """The datasets: the shared data folder's, or those an s3:// data store published (the
+    folder is then only this process's copies)."""
+    if not settings.data.shared:
+        return settings.data.published()
     base = settings.data_dir
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if not p.name.startswith(".") and is_dataset(p))
+
+
+def dataset_root(name: str, settings: Settings) -> Path | None:
+    """The dataset's folder in this process, None when there is none: with an s3:// data
+    store, this process's copy of one the store publishes, brought up to date first (one
+    conditional read when nothing changed)."""
+    if not settings.data.shared and name not in settings.data.published():
+        return None
+    root = settings.data.mirror(name)
+    return root if is_dataset(root) else None
 
 
 def list_datasets(settings: Settings, stores: Stores) -> list[DatasetOut]:
@@ -44,9 +58,9 @@ def describe(name: str, settings: Settings, stores: Stores, record: DatasetRecor
     """The dataset as listed (or in detail), None when there is none by this name. A name
     whose ingest was cancelled, or whose job is gone, is released here."""
     record = record or stores.datasets.get(name)
-    root = settings.data_dir / name
+    root = dataset_root(name, settings)
     out = DatasetDetail if detail else DatasetOut
-    if is_dataset(root):
+    if root is not None:
         manifest = read_manifest(root)
         findings = [plain(f) for f in validate(root)]
         info = plain(summary(root))
@@ -104,10 +118,12 @@ def delete(name: str, settings: Settings, stores: Stores) -> None:
         raise Problem(409, f"dataset '{name}' is used by {len(using)} queued or running job(s): "
                       f"{', '.join(using[:5])}; cancel them first", kind="wrong-state")
     record = stores.datasets.get(name)
-    root = settings.data_dir / name
-    if not is_dataset(root) and record is None:
+    root = dataset_root(name, settings)
+    if root is None and record is None:
         raise unknown_dataset(name)
-    if is_dataset(root):
+    if root is not None and not settings.data.shared:
+        settings.data.delete(f"{name}/")  # unpublished first (no host mirrors it any more), then its files
+    elif root is not None:
         trash = settings.data_dir / STATE / f"deleted-{name}-{uuid.uuid4().hex[:8]}"
         trash.parent.mkdir(parents=True, exist_ok=True)
         root.rename(trash)

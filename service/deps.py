@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.model_store import ModelStore
+from core.object_store import ObjectStore
 from core.settings import Settings
 from core.store import Stores
 from core.store.answers import AnswerStore
@@ -35,14 +35,14 @@ def _stores(request: Request) -> Stores:
     return request.app.state.stores
 
 
-def _model_store(request: Request) -> ModelStore:
+def _model_store(request: Request) -> ObjectStore:
     return request.app.state.model_store
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 QueueDep = Annotated[TaskQueue, Depends(_queue)]
 StoresDep = Annotated[Stores, Depends(_stores)]
-ModelStoreDep = Annotated[ModelStore, Depends(_model_store)]
+ModelStoreDep = Annotated[ObjectStore, Depends(_model_store)]
 
 
 def _store(name: str):

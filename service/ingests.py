@@ -38,15 +38,17 @@ def submit_upload(body: IngestRequest, archive: UploadFile, job_id: str, respons
             shutil.copyfileobj(archive.file, out, archives.CHUNK)
         source = archives.unpack(saved, spool, max_bytes=int(settings.max_unpacked_mb * (1 << 20)))
         saved.unlink()
+        settings.data.send(f"{UPLOADS}/{job_id}")  # (to an s3:// data store: the ingest workers')
         return submit(body, source, True, job_id, response, settings, stores, queue)
     except BaseException:
         spool.with_suffix(".archive").unlink(missing_ok=True)
         archives.remove(spool)
+        settings.data.delete(f"{UPLOADS}/{job_id}/")
         raise
 
 
 def _check_name(name: str, settings: Settings, stores: Stores) -> None:
-    if (settings.data_dir / name).exists():
+    if (settings.data_dir / name).exists() or name in settings.data.published():
         raise Problem(409, f"'{name}' already exists in the data directory", kind="name-taken",
                       errors=[{"loc": ["name"], "msg": "taken"}])
     record = stores.datasets.get(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from fastapi import Response
 
-from core.frames import FrameSpool
+from core.frames import open_frames
 from core.settings import Settings
 from core.store.jobs import JobStore
 from core.store.records import JobKind, PredictOptions
@@ -25,7 +25,7 @@ def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options:
     """Spool the prepared inputs, then write the job into the predict queue (one
     transaction: no task to send), and answer it as accepted when a response is given."""
     check_queue_room(jobs, settings, JobKind.predict)
-    spool = FrameSpool(settings.data_dir)
+    spool = open_frames(settings, jobs.r)
     try:
         spool.put(job_id, arrays)
     except OSError as e:  # a full or read-only data volume: the service cannot take predictions now

@@ -17,8 +17,14 @@ from core.store import Stores
 from core.store.records import JobKind, ModelRecord
 from core.tasks import QUEUE_OF, TaskQueue
 from fpar_models.ingest.video import VideoError, VideoInfo, probe
-from fpar_models.timeline.options import TimelineJob, TimelineOptions, TrainingData, plan_windows, spool
-from fpar_models.timeline.options import remove_upload as remove_spool
+from fpar_models.timeline.options import (
+    TimelineJob,
+    TimelineOptions,
+    TrainingData,
+    plan_windows,
+    spool,
+    upload_prefix,
+)
 from fpar_models.timeline.sampler import ModelInputs
 from service import archives, idempotency
 from service.checks import check_queue_room
@@ -44,13 +50,14 @@ def submit_upload(options: TimelineOptions, video: UploadFile, job_id: str, resp
             while chunk := video.file.read(archives.CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
+        settings.data.put(upload_prefix(job_id) + name, folder / name)  # (to an s3:// data store: the workers')
         answer = submit(options, folder / name, name, True, job_id, response, settings, stores, queue, key=key,
                         content=digest.hexdigest())
     except BaseException:
-        remove_spool(settings.data_dir, job_id)
+        remove_upload(settings, job_id)
         raise
     if answer.id != job_id:  # a retry: the first attempt's job has the video
-        remove_spool(settings.data_dir, job_id)
+        remove_upload(settings, job_id)
     return answer
 
 
@@ -113,7 +120,7 @@ def training_data(model: ModelRecord, options: TimelineOptions, settings: Settin
     """How the model's training videos were made: as registered, else read off its dataset
     (models registered before it was kept), else assumed, when the window is given."""
     cfg = model.config
-    data = model.training_data or TrainingData.of(settings.data_dir / cfg.dataset, cfg.train_users)
+    data = model.training_data or TrainingData.of(settings.data.mirror(cfg.dataset), cfg.train_users)
     if data is not None:
         return data
     if options.window is None:
@@ -165,5 +172,6 @@ def _warnings(model: ModelRecord, data: TrainingData) -> list[str]:
 
 
 def remove_upload(settings: Settings, job_id: str) -> None:
-    """A timeline's upload, once its job ended (cancelled while queued, or deleted)."""
-    remove_spool(settings.data_dir, job_id)
+    """A timeline's upload, once its job ended (cancelled while queued, or deleted), or
+    was never made."""
+    settings.data.delete(upload_prefix(job_id))

@@ -4,15 +4,29 @@ import time
 import numpy as np
 import pytest
 
-from core.frames import FrameSpool
+from core.frames import FrameSpool, RedisFrames, open_frames
+from core.settings import Settings
 
 
-def test_frames_round_trip_without_pickle(tmp_path):
+@pytest.mark.parametrize("where", ["folder", "redis"])
+def test_frames_round_trip_without_pickle(tmp_path, request, where):
+    if where == "redis":  # hosts that share no data folder
+        import redis
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        spool = open_frames(Settings(data_dir=tmp_path, data_store="s3://fpar/data", predict_ttl_s=60), client)
+        assert isinstance(spool, RedisFrames)
+    else:
+        spool = open_frames(Settings(data_dir=tmp_path), None)
     rgb = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
     flow = np.arange(2 * 10 * 8 * 8, dtype=np.uint8).reshape(2, 10, 8, 8)
-    FrameSpool(tmp_path).put("pr_1", {"rgb": rgb, "flow": flow})
-    back = FrameSpool(tmp_path).get("pr_1")
+    spool.put("pr_1", {"rgb": rgb, "flow": flow})
+    back = spool.get("pr_1")
     assert np.array_equal(back["rgb"], rgb) and np.array_equal(back["flow"], flow)
+    spool.remove("pr_1")
+    assert spool.get("pr_1") is None
+    if where == "redis":
+        spool.put("pr_2", {"rgb": rgb})
+        assert 0 < client.ttl("fpar:frames:pr_2") <= 60  # it expires with the prediction
 
 
 def test_only_uint8_is_accepted(tmp_path):

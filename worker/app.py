@@ -25,8 +25,8 @@ from celery.signals import worker_ready, worker_shutdown
 
 from core import search
 from core.cpu import meter
-from core.frames import FrameSpool
-from core.model_store import ModelStore
+from core.frames import open_frames
+from core.object_store import ObjectStore
 from core.settings import Settings, get_settings
 from core.store import Stores
 from core.store.records import JobKind, JobStatus, WorkerRecord, kind_of
@@ -58,7 +58,7 @@ class WorkerApp(Celery):
         return TaskQueue(self.settings.redis_url)
 
     @cached_property
-    def model_store(self) -> ModelStore:
+    def model_store(self) -> ObjectStore:
         return self.settings.open_model_store()
 
     @cached_property
@@ -72,7 +72,7 @@ class WorkerApp(Celery):
 
     def sweep(self) -> None:
         """Frames no job will read any more: their prediction expired, or never was made."""
-        gone = FrameSpool(self.settings.data_dir).sweep(self.settings.predict_ttl_s)
+        gone = open_frames(self.settings, self.stores.client).sweep(self.settings.predict_ttl_s)
         if gone:
             log.info("%d expired prediction frame file(s) removed", gone)
 

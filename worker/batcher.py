@@ -16,7 +16,7 @@ import redis
 from celery.signals import worker_ready
 
 from core.cpu import meter
-from core.frames import FrameSpool
+from core.frames import open_frames
 from core.store.jobs import Ending
 from core.store.records import TERMINAL, JobKind, JobStatus
 from fpar_models.serving import Clip
@@ -33,7 +33,7 @@ Entries = list[tuple[bytes, str]]  # (stream entry, job id)
 class Batcher:
     def __init__(self):
         self.queue, self.settings = app.stores.predictions, app.settings
-        self.spool = FrameSpool(app.settings.data_dir)
+        self.spool = open_frames(app.settings, app.stores.client)
         self.looked = 0.0
         self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
 

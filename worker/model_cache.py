@@ -5,7 +5,7 @@ import logging
 import threading
 from collections import OrderedDict
 
-from core.model_store import ModelStore
+from core.object_store import ObjectStore
 from core.settings import Settings
 from core.store.models import ModelRegistry
 from core.store.records import ModelRecord
@@ -19,7 +19,7 @@ log = logging.getLogger("fpar.worker")
 
 
 class ModelCache:
-    def __init__(self, models: ModelRegistry, settings: Settings, store: ModelStore | None = None,
+    def __init__(self, models: ModelRegistry, settings: Settings, store: ObjectStore | None = None,
                  compute: Compute | None = None):
         self.registry, self.settings = models, settings
         self.store = store or settings.open_model_store()
@@ -54,6 +54,7 @@ class ModelCache:
 
     def _load(self, model: ModelRecord) -> Predictor:
         cfg, classes, data = model.config, model.classes, self.settings.data_dir
+        self.settings.data.mirror(cfg.dataset)  # its clips verify the compiled graph (random ones if gone)
         reduced = {}
         if model.inference_precision != "fp32":  # decoded only when needed: cost on validation, int8 calibration
             def calibration():

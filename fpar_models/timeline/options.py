@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import statistics
 from pathlib import Path
 from typing import Literal
@@ -25,12 +24,12 @@ CHUNK_WINDOWS = 32  # windows a worker takes at a time: short enough that queued
 
 def spool(data_dir: Path, job_id: str) -> Path:
     """Where a timeline's upload lies (the gateway writes it, the workers read it)."""
-    return Path(data_dir) / SPOOL / job_id
+    return Path(data_dir) / upload_prefix(job_id)
 
 
-def remove_upload(data_dir: Path, job_id: str) -> None:
-    """A timeline's upload, once its job has ended (or was never made)."""
-    shutil.rmtree(spool(data_dir, job_id), ignore_errors=True)
+def upload_prefix(job_id: str) -> str:
+    """The upload's folder, relative to the data folder (a key prefix of the data store)."""
+    return f"{SPOOL}/{job_id}/"
 
 
 class TrainingData(BaseModel):

@@ -13,7 +13,7 @@ from fpar_models.ingest.options import IngestRequest
 from fpar_models.ingest.preview import preview_png
 from service import ingests
 from service.bodies import json_or_upload, source_path
-from service.datasets import delete, describe, is_dataset, list_datasets, unknown_dataset
+from service.datasets import dataset_root, delete, describe, list_datasets, unknown_dataset
 from service.deps import QueueDep, SettingsDep, StoresDep
 from service.errors import field_error
 from service.schemas import DatasetDetail, DatasetList, JobOut
@@ -56,8 +56,8 @@ def remove(name: str, settings: SettingsDep, stores: StoresDep) -> Response:
 def preview(name: str, settings: SettingsDep,
             video: Annotated[str | None, Query(description="user/class/video; default: the first")] = None
             ) -> Response:
-    root = settings.data_dir / _named(name)
-    if not is_dataset(root):
+    root = dataset_root(_named(name), settings)
+    if root is None:
         raise unknown_dataset(name)
     try:
         png = preview_png(root, video)

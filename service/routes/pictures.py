@@ -95,7 +95,7 @@ def _video(model: ModelRecord, video: str, settings: Settings) -> str:
     if not VIDEO.match(video):
         raise field_error(["query", "video"], f"'{video}' is not user/action/number (e.g. S2/lift_cup/1)")
     dataset = model.config.dataset
-    if not (settings.data_dir / dataset / RGB_DIR / video).is_dir():
+    if not (settings.data.mirror(dataset) / RGB_DIR / video).is_dir():
         raise Problem(404, f"video '{video}' not found in dataset '{dataset}'", kind="unknown-video",
                       errors=[{"loc": ["query", "video"], "msg": "not found"}])
     return video

@@ -92,11 +92,12 @@ def timeline_picture(job: JobDep, jobs: JobsDep) -> Response:
             summary="A timeline's video, when it is a file of the data directory (uploads are not kept)")
 def timeline_video(job: JobDep, settings: SettingsDep) -> FileResponse:
     plan = _timeline(job)
-    path = settings.data_dir / plan.video
     if plan.uploaded:
         raise Problem(404, f"job '{job.id}' was given an upload, which is removed when the job ends: play your "
                       "own copy", kind="not-found")
-    if not path.is_file():
+    try:
+        path = settings.data.path(plan.video)  # (from an s3:// data store, fetched once)
+    except FileNotFoundError:
         raise Problem(404, f"job '{job.id}''s video '{plan.video}' is no longer in the data directory",
-                      kind="not-found")
+                      kind="not-found") from None
     return FileResponse(path, media_type=mimetypes.guess_type(plan.name)[0] or "application/octet-stream")

@@ -61,6 +61,7 @@ def analysis(model_id: str, kind: str, video: str | None) -> tuple[str, bytes]:
         pass
     predictor, compute = app.models.get(model_id), app.models.compute
     cfg, classes = predictor.config, predictor.classes
+    app.settings.data.mirror(cfg.dataset)
     if kind == "confusion":
         matrix = confusion_matrix(predictor.model, cfg, classes, app.settings.data_dir, compute)
         body = json.dumps({"classes": classes, "matrix": matrix.tolist()}).encode()

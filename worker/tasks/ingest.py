@@ -14,9 +14,9 @@ import cv2
 from core import tasks
 from core.store.records import JobStatus
 from core.store.shares import FINISH
-from fpar_models.ingest.layout import Cancelled
+from fpar_models.ingest.layout import Cancelled, VideoDirs
 from fpar_models.ingest.options import IngestItem, IngestJob
-from fpar_models.ingest.run import Workspace
+from fpar_models.ingest.run import UPLOADS, Workspace
 from worker.app import app
 from worker.jobs import Stopped, claimed, failure, jobs, joinable, running
 
@@ -39,27 +39,44 @@ def ingest_job(job_id: str) -> None:
         cv2.setNumThreads(app.settings.ingest_threads)
     with running(job_id):
         try:
+            app.settings.data.mirror(work.job.source_dir)  # (an s3:// data store's recordings, brought here)
             result = Ingest(job_id, work).run()
         except (Stopped, Cancelled):
             record = jobs().get(job_id, metrics=False)
             if record is not None and record.cancel:
                 end(work, JobStatus.cancelled)
             elif record is None or record.status in (JobStatus.failed, JobStatus.cancelled):
-                work.discard()  # what this worker wrote after another one ended the job
+                discard(work)  # what this worker wrote after another one ended the job
             return
         except Exception as e:
             log.exception("ingest job %s failed", job_id)
             end(work, JobStatus.failed, error=failure(e))
             return
     if result is not None:
-        work.discard()  # first: a client told the job ended finds nothing of its work left
+        discard(work)  # first: a client told the job ended finds nothing of its work left
         jobs().finish(job_id, JobStatus.succeeded, result=result)
+
+
+def discard(work: Workspace) -> None:
+    """Its work folders and upload, here and in an s3:// data store."""
+    work.discard()
+    for folder in (work.state, *([work.data_dir / UPLOADS / work.job_id] if work.job.uploaded else [])):
+        app.settings.data.delete(f"{folder.relative_to(work.data_dir).as_posix()}/")
+
+
+def share(work: Workspace, item: IngestItem) -> None:
+    """A video's folders and outcome, to an s3:// data store (a shared data folder has them
+    already): whichever worker publishes the dataset gathers every worker's videos."""
+    dirs = VideoDirs.of(work.partial, item.user, item.label, item.folder)
+    files = [f for d in dirs.all() if d.is_dir() for f in d.iterdir()] + [work.items / f"{item.index}.json"]
+    for file in files:
+        app.settings.data.put(file.relative_to(work.data_dir).as_posix(), file)
 
 
 def end(work: Workspace, status: JobStatus, error: dict | None = None) -> None:
     """End the job (if still running) and remove what it wrote; a failed ingest keeps its
     name, listed as failed with the error until deleted, a cancelled one frees it."""
-    work.discard()  # first: a client told the job ended finds nothing of its work left
+    discard(work)  # first: a client told the job ended finds nothing of its work left
     jobs().finish(work.job_id, status, error=error)
     if status == JobStatus.cancelled:
         app.stores.datasets.forget(work.job.request.name, work.job_id)
@@ -96,6 +113,7 @@ class Ingest:
         log.info("ingest %s: video %d/%d (%s %.1f-%.1f s)", self.job_id, item.index + 1, len(self.items),
                  item.video, item.start, item.end)
         self.work.ingest(item, should_stop=lambda: self.check(item.index), worker=app.worker_name)
+        share(self.work, item)
         self.shares.mark_done(self.job_id, item.index)
         self.report()
         return True
@@ -125,5 +143,8 @@ class Ingest:
     def publish(self) -> dict | None:
         if not self.shares.lease(self.job_id, FINISH, app.worker_name, self.lease_s):
             return None  # another worker publishes
-        return self.work.publish()
+        app.settings.data.mirror(self.work.state.relative_to(self.work.data_dir).as_posix())  # every worker's videos
+        result = self.work.publish()
+        app.settings.data.send(self.work.job.request.name)  # for the other hosts, once whole
+        return result
 

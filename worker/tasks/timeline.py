@@ -22,8 +22,7 @@ from core.store.records import JobKind, JobStatus
 from core.store.shares import FINISH
 from fpar_models.ingest.video import read_frames
 from fpar_models.serving import Clip
-from fpar_models.timeline.options import TimelineJob
-from fpar_models.timeline.options import remove_upload as remove_spool
+from fpar_models.timeline.options import TimelineJob, upload_prefix
 from fpar_models.timeline.picture import timeline_png
 from fpar_models.timeline.sampler import ModelInputs, ahead, window_inputs
 from fpar_models.timeline.segments import segments
@@ -69,7 +68,7 @@ def timeline_job(job_id: str) -> None:
 
 def remove_upload(job_id: str, plan: TimelineJob) -> None:
     if plan.uploaded:
-        remove_spool(app.settings.data_dir, job_id)
+        app.settings.data.delete(upload_prefix(job_id))
 
 
 def end(job_id: str, plan: TimelineJob, status: JobStatus, *, result: dict | None = None,
@@ -89,7 +88,7 @@ class Timeline:
         self.predictor = app.models.get(plan.options.model)
         self.inputs = ModelInputs.of(self.predictor.config)
         self.spans = plan.spans
-        self.video = app.settings.data_dir / plan.video
+        self.video = app.settings.data.path(plan.video)  # (from an s3:// data store, fetched once)
         self.checked = 0.0
 
     def run(self) -> Outcome:

@@ -43,8 +43,9 @@ def train_job(job_id: str) -> None:
     devices = distributed.devices_for(cfg.devices, cfg.batch_size, devices_here())
     if devices < cfg.devices:
         log.warning("job %s asks %d devices; this worker trains it on %d", job_id, cfg.devices, devices)
-    with running(job_id):
+    with running(job_id):  # (its heartbeat runs from here: a dataset to copy may take a while)
         try:
+            app.settings.data.mirror(cfg.dataset)  # an s3:// data store's, brought here before the ranks start
             result = distributed.launch(train_rank, devices, run, cuda=app.models.compute.device.type == "cuda")
             model_id = register(job_id, cfg, out, result)
         except Pruned:  # a pruned trial is never resumed: its checkpoints go

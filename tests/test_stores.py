@@ -1,15 +1,15 @@
-"""The model store: a shared folder (file://) and an S3 bucket (a real SeaweedFS server)
-behave alike for what the service does with them: publish a model's files, read them
-(S3 through a bounded cache), send a run's changed checkpoints after an epoch and fetch
-them on another host, delete a model's folder; and a model's serving graph, exported by
-the first host that serves it, is what the next host serves."""
+"""The stores: a shared folder (file://) and an S3 bucket (a real SeaweedFS server) behave
+alike for what the service does with them: publish a model's files, read them (S3 through
+a bounded cache), send a run's changed checkpoints after an epoch and fetch them on another
+host, delete a model's folder; a model's serving graph, exported by the first host that
+serves it, is what the next host serves; a dataset one host sends is what another mirrors."""
 import os
 import time
 
 import pytest
 import redis
 
-from core.model_store import FolderStore, S3Store, open_store
+from core.object_store import FolderStore, S3Store, open_store
 from core.settings import Settings
 from core.store.models import ModelRegistry
 from core.store.records import ModelRecord
@@ -24,9 +24,9 @@ from model_helpers import small_config
 @pytest.fixture(params=["file", "s3"])
 def store(request, tmp_path):
     if request.param == "file":
-        return open_store((tmp_path / "shared").as_uri(), tmp_path / "local", 1 << 30)
+        return open_store((tmp_path / "shared").as_uri(), tmp_path / "local", tmp_path / "local" / "cache", 1 << 30)
     request.getfixturevalue("s3")
-    return open_store(f"s3://fpar/{tmp_path.name}", tmp_path / "local", 1 << 30)
+    return open_store(f"s3://fpar/{tmp_path.name}", tmp_path / "local", tmp_path / "local" / "cache", 1 << 30)
 
 
 def _file(folder, name, data: bytes):
@@ -68,7 +68,7 @@ def test_a_run_s_checkpoints_move_to_another_host(store, tmp_path):
 
 
 def test_the_s3_cache_keeps_to_its_bound_least_recently_used_out_first(s3, tmp_path):
-    store = open_store("s3://fpar/bounded", tmp_path / "local", cache_bytes=2500)
+    store = open_store("s3://fpar/bounded", tmp_path / "local", tmp_path / "local" / "cache", cache_bytes=2500)
     assert isinstance(store, S3Store)
     for name in "abc":
         store.put(f"m_{name}/model.pt", _file(tmp_path / "src", name, bytes(1000)))
@@ -110,7 +110,52 @@ def test_a_serving_graph_is_exported_once_for_every_host(s3, redis_url, tmp_path
     assert served.choice.backend == "onnxruntime" and served.choice.verified, served.choice
 
 
+def _tree(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_dataset_one_host_sends_is_what_another_mirrors(s3, tmp_path, monkeypatch):
+    url = f"s3://fpar/{tmp_path.name}"
+    here, there = (open_store(url, tmp_path / h, tmp_path / h) for h in ("a", "b"))  # a data folder each
+    frames = "processed_frames2/S1/open/1/rgb"
+    _file(tmp_path / "a" / "kit" / frames, "rgb0001.png", b"one")
+    _file(tmp_path / "a" / "kit" / frames, "rgb0002.png", b"two")
+    _file(tmp_path / "a" / "kit", "manifest.json", b"{}")
+    here.send("kit")
+    assert there.published() == ["kit"]
+    assert _tree(there.mirror("kit")) == _tree(tmp_path / "a" / "kit")
+
+    def fetch(key):
+        raise AssertionError(f"{key} fetched again")
+
+    with monkeypatch.context() as m:  # unchanged: one conditional read of its publication, no fetch
+        m.setattr(there, "_download", fetch)
+        there.mirror("kit")
+        assert there._publication("kit/") is None  # (the publication's ETag matched: nothing to compare)
+
+    here.delete("kit/")  # withdrawn: another host's copy goes when it next looks, even after a restart
+    assert there.published() == [] and not (tmp_path / "a" / "kit").exists()
+    restarted = open_store(url, tmp_path / "b", tmp_path / "b")
+    assert _tree(restarted.mirror("kit")) == {}
+    _file(tmp_path / "a" / "kit" / frames, "rgb0001.png", b"one")  # made anew under the same name
+    here.send("kit")
+    there.mirror("kit")
+    here.delete("kit/")
+    _file(tmp_path / "a" / "kit" / frames, "rgb0001.png", b"ONE!")
+    here.send("kit")
+    assert _tree(there.mirror("kit")) == {f"{frames}/rgb0001.png": b"ONE!"}
+
+    here.put("incoming/x/S1.mp4", _file(tmp_path / "src", "S1.mp4", b"video"))  # put there by hand, unpublished
+    _file(tmp_path / "b" / "incoming" / "x", "labels.csv", b"mine")  # not in the store: not its to remove
+    assert _tree(there.mirror("incoming/x")) == {"S1.mp4": b"video", "labels.csv": b"mine"}
+    shared = open_store("", tmp_path / "a", tmp_path / "a")  # a shared folder: read in place
+    assert shared.mirror("kit") == tmp_path / "a" / "kit" and shared.published() == []
+
+
 def test_the_store_url_says_which_store(tmp_path):
-    assert isinstance(open_store("", tmp_path, 1), FolderStore)
-    with pytest.raises(ValueError, match="FPAR_MODEL_STORE"):
-        open_store("gs://bucket", tmp_path, 1)
+    assert isinstance(open_store("", tmp_path, tmp_path / "cache"), FolderStore)
+    with pytest.raises(ValueError, match="FPAR_MODEL_STORE: 'gs://bucket' is neither"):
+        Settings(model_store="gs://bucket")
+    with pytest.raises(ValueError, match="is not FPAR_DATA_DIR"):
+        Settings(data_dir=tmp_path / "data", data_store=(tmp_path / "elsewhere").as_uri()).open_data_store()
+    assert Settings(data_dir=tmp_path, data_store=tmp_path.as_uri()).open_data_store().root == tmp_path
