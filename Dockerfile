@@ -8,6 +8,7 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
+COPY core ./core
 COPY fpar_models ./fpar_models
 COPY service ./service
 COPY worker ./worker
