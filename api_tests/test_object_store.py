@@ -15,9 +15,9 @@ import httpx
 import psutil
 import pytest
 
-from core.object_store import open_store
 from fpar_models.data.recordings import write_recording
 from launcher import Stack
+from launcher.publish import publish
 from launcher.seaweed import start_s3
 from launcher.stack import Worker
 
@@ -47,8 +47,8 @@ def hosts(tmp_path_factory):
                                              Worker("c", "train,ingest", env=_host(root, "c")),
                                              Worker("b", "predict", env=_host(root, "b"))])
     saved = dict(os.environ)
-    os.environ.update(s3.env)
-    open_store(DATA, stack.data_dir, stack.data_dir).send("synthetic")  # the gateway's copy is the only one
+    os.environ.update({**s3.env, "FPAR_DATA_STORE": DATA})
+    publish(["synthetic"], stack.data_dir)  # as `python -m launcher.publish synthetic` does; no host has it
     try:
         stack.start(timeout_s=90)
         yield stack, root, boto3.client("s3", **_client(s3.env))
