@@ -1,6 +1,7 @@
 """Deleting: an ended job (record, metrics, listing, event stream) but never one still
 queued or running; a model (registry entry and files) but never while a job uses it."""
-from launcher.stack import Worker
+import os
+import signal
 
 from stack_helpers import frames_of, tiny_train, wait_for
 
@@ -26,7 +27,8 @@ def test_a_model_in_use_is_kept_and_an_unused_one_goes_with_its_files(client, st
     folder = stack.model_dir / model_id
     assert (folder / "model.pt").is_file()
 
-    stack.remove("worker-predict")  # nothing takes the prediction: it stays queued
+    worker = stack.procs["worker-predict"].pid
+    os.killpg(worker, signal.SIGSTOP)  # frozen (for less than a heartbeat): the prediction stays queued
     try:
         queued = client.post("/predict", files=frames_of(stack), data={"model": model_id}).json()
         assert queued["status"] == "queued"
@@ -35,7 +37,8 @@ def test_a_model_in_use_is_kept_and_an_unused_one_goes_with_its_files(client, st
         assert folder.is_dir()
         client.post(f"/jobs/{queued['id']}/cancel")
     finally:
-        stack.add_worker(Worker("predict", "predict"), timeout_s=90)
+        os.killpg(worker, signal.SIGCONT)
+    assert wait_for(client, queued["id"])["status"] == "cancelled"
 
     assert client.delete(f"/models/{model_id}").status_code == 204
     assert client.get(f"/models/{model_id}").status_code == 404
