@@ -122,7 +122,8 @@ class FolderStore:
 
 
 class S3Store:
-    """An S3 bucket (and a key prefix in it), read through a local LRU cache."""
+    """An S3 bucket (and a key prefix in it), read through a local cache: for models
+    bounded, least recently used out first; for data the data folder, kept whole."""
     shared = False
 
     def __init__(self, bucket: str, prefix: str, cache: Path, cache_bytes: int | None):
@@ -182,7 +183,7 @@ class S3Store:
 
     def delete(self, prefix: str) -> None:
         if prefix.endswith("/"):  # unpublished first: a half-deleted folder is never mirrored
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(PUBLISHED + prefix.rstrip("/") + ".json"))
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(publication(prefix)))
         keys = self._keys(prefix)
         for i in range(0, len(keys), 1000):  # S3's most per request
             self.client.delete_objects(Bucket=self.bucket, Delete={
@@ -233,7 +234,7 @@ class S3Store:
     def _note(self, prefix: str) -> Path:
         """This copy's record of the publication it mirrors: its withdrawal then removes the
         copy, even when seen after a restart."""
-        return self.cache / PUBLISHED / (prefix.rstrip("/") + ".json")
+        return self.cache / publication(prefix)
 
     def _publication(self, prefix: str):
         """(ETag, body) of the folder's publication; None when it is the one this process
@@ -241,7 +242,7 @@ class S3Store:
         from botocore.exceptions import ClientError
         seen = self._seen.get(prefix)
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(PUBLISHED + prefix.rstrip("/") + ".json"),
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(publication(prefix)),
                                             **({"IfNoneMatch": seen} if seen else {}))
         except ClientError as e:
             if e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
@@ -273,6 +274,7 @@ class S3Store:
         local = self.cache / prefix
         files = {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*"))
                  if p.is_file() and not p.name.startswith(".")}
+
         def send_one(rel: str) -> None:
             file = files[rel]
             if file.stat().st_size > SMALL:
@@ -283,8 +285,7 @@ class S3Store:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(send_one, files))
         index = json.dumps({"files": {rel: p.stat().st_size for rel, p in files.items()}}).encode()
-        self.client.put_object(Bucket=self.bucket, Key=self._key(PUBLISHED + prefix.rstrip("/") + ".json"),
-                               Body=index)
+        self.client.put_object(Bucket=self.bucket, Key=self._key(publication(prefix)), Body=index)
 
     def published(self) -> list[str]:
         return sorted(k[len(PUBLISHED):-len(".json")] for k in self._keys(PUBLISHED, direct=True)
@@ -307,6 +308,11 @@ class S3Store:
 PUBLISHED = ".published/"  # a sent folder's list of files, written after them
 MISSING = object()
 SMALL = 8 << 20  # bytes: sent in one PUT
+
+
+def publication(prefix: str) -> str:
+    """The key of a sent folder's publication."""
+    return PUBLISHED + prefix.rstrip("/") + ".json"
 
 
 def _same(path: Path, size: int) -> bool:
