@@ -54,11 +54,12 @@ class JobStore:
 
     def _run_many(self, script, calls: list[tuple[str, list[Any]]], after=None) -> list[str]:
         """One script over many jobs in one round trip, `after(pipe)` adding more commands to
-        it. (redis-py checks first that Redis has the script, loading it after a restart:
-        the commands after it must not run when it could not.)"""
+        it. The script's text goes with each call (EVAL: Redis finds it in its cache by its
+        hash), so the commands after it never run without it (after a Redis restart, say), and
+        no round trip asks first whether Redis has it."""
         pipe = self.r.pipeline(transaction=False)
         for job_id, args in calls:
-            script(keys=[keys.job(job_id).record], args=[keys.INDEX, job_id, *args], client=pipe)
+            pipe.eval(script.script, 1, keys.job(job_id).record, keys.INDEX, job_id, *args)
         if after is not None:
             after(pipe)
         return [o.decode() for o in pipe.execute()[:len(calls)]]
@@ -90,7 +91,9 @@ class JobStore:
         return job_id
 
     def get(self, job_id: str, *, metrics: bool = True) -> JobRecord | None:
-        raw = self.r.hgetall(keys.job(job_id).record)
+        return self._record(job_id, self.r.hgetall(keys.job(job_id).record), metrics)
+
+    def _record(self, job_id: str, raw: dict[bytes, bytes], metrics: bool = True) -> JobRecord | None:
         if not raw or b"status" not in raw:
             return None
         rows = windows = None
@@ -208,12 +211,18 @@ class JobStore:
         if kind_of(job_id) == JobKind.predict:
             pipe.expire(job.record, self.predict_ttl)
 
-    def wait_done(self, job_id: str, timeout_s: float) -> None:
-        """Block until the job ends or the timeout passes. The end token is put back
-        after reading, so every waiter (a retried request, say) wakes up too."""
-        if timeout_s <= 0 or (self.r.hget(keys.job(job_id).record, "status") or b"").decode() in TERMINAL:
-            return
-        tokens.wait(self.r, keys.job(job_id).done, timeout_s, DONE_TTL_S)
+    def wait_done(self, job_id: str, timeout_s: float, *, queued_now: bool = False) -> JobRecord | None:
+        """The job once it has ended, or as it is when the timeout passes. The end token is
+        put back after reading (so every waiter, a retried request say, wakes up too) in the
+        round trip that reads the job. `queued_now`: the caller has just queued it, so it
+        need not look whether it has ended before waiting."""
+        record = keys.job(job_id).record
+        if not queued_now or timeout_s <= 0:
+            job = self.get(job_id)
+            if job is None or job.ended or timeout_s <= 0:
+                return job
+        raw = tokens.wait(self.r, keys.job(job_id).done, timeout_s, DONE_TTL_S, then=lambda pipe: pipe.hgetall(record))
+        return self._record(job_id, raw[0]) if raw is not None else self.get(job_id)
 
     # -- metrics rows ---------------------------------------------------------------------
     def add_metrics(self, job_id: str, row: dict[str, Any]) -> None:

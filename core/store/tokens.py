@@ -3,6 +3,9 @@ Each waiter puts the token back after reading it, so the next one wakes too; the
 expires, since it only needs to outlive the waiters."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import redis
 
 
@@ -11,12 +14,15 @@ def push(pipe: redis.client.Pipeline, key: str, value: str | int, ttl_s: int) ->
     pipe.expire(key, ttl_s)
 
 
-def wait(client: redis.Redis, key: str, timeout_s: float, ttl_s: int) -> bool:
-    """Block until the token is there or the timeout passes; True when it came."""
+def wait(client: redis.Redis, key: str, timeout_s: float, ttl_s: int,
+         then: Callable[[redis.client.Pipeline], Any] | None = None) -> list | None:
+    """Block until the token is there or the timeout passes; None when it did not come,
+    otherwise the replies of what `then(pipe)` added to the round trip putting it back."""
     token = client.blpop([key], timeout=timeout_s)
     if token is None:
-        return False
+        return None
     pipe = client.pipeline()
     push(pipe, key, token[1], ttl_s)
-    pipe.execute()
-    return True
+    if then is not None:
+        then(pipe)
+    return pipe.execute()[2:]
