@@ -23,19 +23,21 @@ from core.tasks import TaskQueue
 from service.errors import Problem
 
 
-def _settings(request: Request) -> Settings:
+# The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one on a
+# thread of its pool, a hand-over there and back for each, per request.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _queue(request: Request) -> TaskQueue:
+async def _queue(request: Request) -> TaskQueue:
     return request.app.state.queue
 
 
-def _stores(request: Request) -> Stores:
+async def _stores(request: Request) -> Stores:
     return request.app.state.stores
 
 
-def _model_store(request: Request) -> ObjectStore:
+async def _model_store(request: Request) -> ObjectStore:
     return request.app.state.model_store
 
 
@@ -46,7 +48,7 @@ ModelStoreDep = Annotated[ObjectStore, Depends(_model_store)]
 
 
 def _store(name: str):
-    def get(stores: StoresDep):
+    async def get(stores: StoresDep):
         return getattr(stores, name)
     return Depends(get)
 
@@ -95,7 +97,7 @@ JobDep = Annotated[JobRecord, Depends(_job)]
 ExperimentDep = Annotated[Experiment, Depends(_experiment)]
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """With FPAR_API_KEYS set, a valid `Authorization: Bearer <key>` is required.
     Every key is compared, in constant time, so timing tells nothing about any of them."""
     if not settings.api_keys:
