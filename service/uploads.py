@@ -73,18 +73,21 @@ def open_image(data: bytes, field: str, index: int, name: str | None, limits: Li
     return img
 
 
-def decode(data: bytes, field: str, index: int, name: str | None, mode: str,
+def decode(img: Image.Image, field: str, index: int, name: str | None, mode: str,
            view: Callable[[Image.Image], Any]) -> Any:
-    """Decode fully (a truncated file fails here, not later in a worker) and return `view`
-    of it: the full-size image exists only inside one of DECODE_SLOTS, gateway-wide."""
+    """Decode an image `open_image` checked fully (a truncated file fails here, not later
+    in a worker) and return `view` of it. Call it holding one of DECODE_SLOTS: a full-size
+    image exists only inside one."""
     try:
-        with _DECODE_SLOTS, meter.stage("decode"):
-            img = Image.open(io.BytesIO(data))
+        with meter.stage("decode"):
             img.load()
-            return view(img if img.mode == mode else img.convert(mode))
+            seen = view(img if img.mode == mode else img.convert(mode))
     except (OSError, ValueError, SyntaxError) as e:
         raise field_error([field, index], f"{_part(field, index, name)} is a damaged or unreadable PNG/JPEG image "
                           f"({_clean(e)})") from None
+    if seen is not img:
+        img.close()  # its full-size pixels go now, not with the request's other images
+    return seen
 
 
 def _clean(e: Exception) -> str:
@@ -109,26 +112,39 @@ def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_si
     """Every file is decoded (so any broken one is reported); the sampled ones are kept.
     Every header is checked first; decoding runs on two threads (PIL releases the GIL
     while it inflates pixels) and keeps only the small evaluation views."""
-    check_budget([open_image(data, "frames", i, name, limits) for i, (name, data) in enumerate(files)],
-                 limits, "frames")
+    images = [open_image(data, "frames", i, name, limits) for i, (name, data) in enumerate(files)]
+    check_budget(images, limits, "frames")
     order = frame_indices(len(files), frames, sampling)
     picks = set(order)
 
     def some(indices: range) -> list[np.ndarray | None]:
-        return [decode(files[i][1], "frames", i, files[i][0], "RGB",
+        return [decode(images[i], "frames", i, files[i][0], "RGB",
                        lambda img, i=i: eval_view(img, image_size) if i in picks else None) for i in indices]
 
-    # two halves, one on this thread and one on a decoder: a request is decoded on both cores,
-    # and costs one hand-over to a thread, not one per image
-    half = (len(files) + 1) // 2
-    other = _DECODERS.submit(some, range(half, len(files)))
-    try:
-        views = some(range(half))
-    except BaseException:
-        wait([other])  # its work ends before the request does; the earlier bad file is the one named
-        raise
-    views += other.result()  # re-raises the second half's first bad file's 422
+    with _DECODE_SLOTS:
+        if len(files) < 2 or not _DECODE_SLOTS.acquire(blocking=False):
+            views = some(range(len(files)))
+            return np.stack([views[i] for i in order])
+        # a slot to spare (the gateway is not busy): the second half on a decoder, so that
+        # one request is decoded on two cores; under load each request keeps to its thread,
+        # since hand-overs between threads cost more CPU than they save
+        half = (len(files) + 1) // 2
+        other = _DECODERS.submit(_releasing, some, range(half, len(files)))
+        try:
+            views = some(range(half))
+        except BaseException:
+            wait([other])  # its work ends before the request does; the earlier bad file is the one named
+            raise
+        views += other.result()  # re-raises the second half's first bad file's 422
     return np.stack([views[i] for i in order])
+
+
+def _releasing(fn: Callable, *args) -> Any:
+    """`fn(*args)` on a decoder, giving back the decode slot taken for it."""
+    try:
+        return fn(*args)
+    finally:
+        _DECODE_SLOTS.release()
 
 
 def rgb_from_video(data: bytes, frames: int, image_size: int, max_frames: int,
@@ -175,10 +191,11 @@ def flow_from_images(flow_x: list[tuple[str | None, bytes]], flow_y: list[tuple[
     side = scaled_side(image_size)
     scaled = {}
     for field, files in (("flow_x", flow_x), ("flow_y", flow_y)):
-        check_budget([open_image(data, field, i, name, limits) for i, (name, data) in enumerate(files)],
-                     limits, field)
-        scaled[field] = [decode(data, field, i, name, "L", lambda img: scale_shorter(img, side))
-                         for i, (name, data) in enumerate(files)]
+        images = [open_image(data, field, i, name, limits) for i, (name, data) in enumerate(files)]
+        check_budget(images, limits, field)
+        with _DECODE_SLOTS:
+            scaled[field] = [decode(img, field, i, name, "L", lambda img: scale_shorter(img, side))
+                             for i, (img, (name, _)) in enumerate(zip(images, files))]
     return prepare_flow(scaled["flow_x"], scaled["flow_y"], stack, stacks, image_size, sampling)
 
 
