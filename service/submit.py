@@ -9,7 +9,7 @@ from fastapi import Response
 from core.frames import open_frames
 from core.settings import Settings
 from core.store.jobs import JobStore
-from core.store.records import JobKind, PredictOptions
+from core.store.records import JobKind, JobRecord, PredictOptions
 from service.checks import check_queue_room
 from service.errors import Problem
 from service.schemas import JobOut
@@ -20,10 +20,17 @@ def accepted(jobs: JobStore, job_id: str, response: Response) -> JobOut:
     return JobOut.from_record(jobs.get(job_id))
 
 
+def job_response(job: JobRecord, status: int) -> Response:
+    """The job as JSON, serialised once, for the routes that answer many small requests
+    (FastAPI would validate a returned JobOut again and encode it twice: ~0.2 ms a request)."""
+    return Response(JobOut.from_record(job).model_dump_json(), status, {"Location": f"/jobs/{job.id}"},
+                    media_type="application/json")
+
+
 def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options: PredictOptions,
-                       arrays: dict[str, np.ndarray], response: Response | None) -> JobOut | None:
+                       arrays: dict[str, np.ndarray]) -> None:
     """Spool the prepared inputs, then write the job into the predict queue (one
-    transaction: no task to send), and answer it as accepted when a response is given."""
+    transaction: no task to send)."""
     check_queue_room(jobs, settings, JobKind.predict)
     spool = open_frames(settings, jobs.r)
     try:
@@ -36,4 +43,3 @@ def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options:
     except Exception:
         spool.remove(job_id)
         raise
-    return accepted(jobs, job_id, response) if response is not None else None

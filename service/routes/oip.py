@@ -9,12 +9,12 @@ class's probability, in class order (`parameters.labels` of the model metadata n
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from core.store.jobs import JobStore
 from core.store.records import JobKind, JobRecord, JobStatus, ModelRecord, PredictOptions, new_id
@@ -66,12 +66,18 @@ def model_ready(model: ModelDep, workers: WorkersDep) -> dict:
                               "description": "probabilities, JSON or binary as asked for"}})
 async def infer(model: ModelDep, request: Request, settings: SettingsDep, jobs: JobsDep,
                 inference_header_content_length: Annotated[str | None, Header()] = None) -> Response:
-    parsed = oip.parse(await request.body(), inference_header_content_length)
+    body = await request.body()
+    # the rest on a thread: decoding, the queue and the wait would hold up the event loop
+    return await run_in_threadpool(answer, model, body, inference_header_content_length, settings, jobs)
+
+
+def answer(model: ModelRecord, body: bytes, header_length: str | None, settings, jobs: JobStore) -> Response:
+    parsed = oip.parse(body, header_length)
     arrays = prepare(model, parsed.tensors, settings)
     job_id = new_id(JobKind.predict)
     options = PredictOptions(model=model.id, top_k=len(model.classes), explain=False, protocol="v2")
-    enqueue_prediction(jobs, settings, job_id, options, arrays, None)
-    job = await wait(jobs, job_id, settings.max_wait_s)
+    enqueue_prediction(jobs, settings, job_id, options, arrays)
+    job = ended(jobs.wait_done(job_id, settings.max_wait_s, queued_now=True), job_id, settings.max_wait_s)
     probabilities = np.zeros((1, len(model.classes)), np.float32)
     for row in job.result["top_k"]:
         probabilities[0, row["index"]] = row["probability"]
@@ -107,9 +113,10 @@ def prepare(model: ModelRecord, tensors: dict[str, np.ndarray], settings) -> dic
     return arrays
 
 
-async def wait(jobs: JobStore, job_id: str, timeout_s: float) -> JobRecord:
-    await asyncio.to_thread(jobs.wait_done, job_id, timeout_s)
-    job = jobs.get(job_id, metrics=False)
+def ended(job: JobRecord | None, job_id: str, timeout_s: float) -> JobRecord:
+    """The job when it succeeded; otherwise the problem to answer."""
+    if job is None:
+        raise Problem(503, f"inference job {job_id} expired before it ended; retry", kind="unavailable")
     if job.status == JobStatus.succeeded:
         return job
     if job.ended:

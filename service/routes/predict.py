@@ -8,14 +8,15 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 
 from core.cpu import meter
 from core.store.models import ModelRegistry
-from core.store.records import TERMINAL, JobKind, ModelRecord, PredictOptions, new_id
+from core.store.records import JobKind, ModelRecord, PredictOptions, new_id
 from service import idempotency, uploads
 from service.deps import IdempotencyDep, JobsDep, ModelsDep, SettingsDep, unknown_model
 from service.errors import Problem, field_error
+from service.forms import WholeFormRoute
 from service.schemas import JobOut
-from service.submit import accepted, enqueue_prediction
+from service.submit import enqueue_prediction, job_response
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=WholeFormRoute)
 Named = list[tuple[str | None, bytes]]
 INPUT_NAMES = {"rgb": "frames", "flow": "flow images (flow_x, flow_y)"}
 
@@ -23,7 +24,7 @@ INPUT_NAMES = {"rgb": "frames", "flow": "flow images (flow_x, flow_y)"}
 @router.post("/predict", status_code=202, response_model=JobOut,
              responses={200: {"model": JobOut, "description": "the job finished within `wait`"}},
              summary="Queue a prediction on frames (images in temporal order) or one video")
-def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: IdempotencyDep,
+def predict(settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: IdempotencyDep,
             frames: Annotated[list[UploadFile] | None, File(description="PNG/JPEG frames, in temporal order")] = None,
             video: Annotated[UploadFile | None, File(description="one video file")] = None,
             flow_x: Annotated[list[UploadFile] | None, File(description="flow models: x-flow images")] = None,
@@ -33,7 +34,7 @@ def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: Mo
             explain: Annotated[bool, Form(description="return a CAM overlay per frame")] = False,
             wait: Annotated[float, Form(ge=0, description="seconds to wait for the answer")] = 0,
             idempotency_key: Annotated[str | None, Header(description="retries return the same job")] = None
-            ) -> JobOut:
+            ) -> Response:
     if wait > settings.max_wait_s:
         raise field_error(["wait"], f"at most {settings.max_wait_s:g} seconds")
     carried = {"rgb"} if frames or video else set()
@@ -61,21 +62,15 @@ def predict(response: Response, settings: SettingsDep, jobs: JobsDep, models: Mo
             prior = idempotency.claim(slots, jobs, JobKind.predict, idempotency_key, fp, job_id,
                                       settings.predict_ttl_s)
         if prior is None:
-            try:  # answered as accepted only when it is not waited for: the wait answers it again
-                answer = enqueue_prediction(jobs, settings, job_id, options, arrays,
-                                            response if wait <= 0 else None)
+            try:
+                enqueue_prediction(jobs, settings, job_id, options, arrays)
             except Exception:
                 idempotency.release(slots, JobKind.predict, idempotency_key)
                 raise
-            if wait <= 0:
-                return answer
     with meter.stage("answer"):
-        job_id = prior or job_id
-        jobs.wait_done(job_id, wait)
-        job = accepted(jobs, job_id, response)
-    if wait > 0 and job.status in TERMINAL:  # wait=0 is a promise to answer 202, however fast the worker
-        response.status_code = 200
-    return job
+        job = jobs.wait_done(prior or job_id, wait, queued_now=prior is None)
+        # wait=0 is a promise to answer 202, however fast the worker
+        return job_response(job, 200 if wait > 0 and job.ended else 202)
 
 def default_model(models: ModelRegistry, carried: set[str]) -> ModelRecord | None:
     """The newest model that takes what the request carries (frames -> an RGB model, frames
