@@ -109,8 +109,9 @@ _DECODERS = ThreadPoolExecutor(max(2, min(4, os.cpu_count() or 1)), thread_name_
 def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_size: int,
                     limits: Limits = Limits(), sampling: str = "reference") -> np.ndarray:
     """Every file is decoded (so any broken one is reported); the sampled ones are kept.
-    Every header is checked first; decoding runs on two threads (PIL releases the GIL
-    while it inflates pixels) and keeps only the small evaluation views."""
+    Every header is checked first; decoding keeps only the small evaluation views, and
+    runs on a second thread too when the gateway has a decode slot to spare (PIL releases
+    the GIL while it inflates and resizes pixels)."""
     images = [open_image(data, "frames", i, name, limits) for i, (name, data) in enumerate(files)]
     check_budget(images, limits, "frames")
     order = frame_indices(len(files), frames, sampling)

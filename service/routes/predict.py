@@ -10,7 +10,7 @@ from core.cpu import meter
 from core.store.models import ModelRegistry
 from core.store.records import JobKind, ModelRecord, PredictOptions, new_id
 from service import idempotency, uploads
-from service.deps import IdempotencyDep, JobsDep, ModelsDep, SettingsDep, unknown_model
+from service.deps import IdempotencyDep, JobsDep, ModelsDep, SettingsDep, unknown_job, unknown_model
 from service.errors import Problem, field_error
 from service.forms import WholeFormRoute
 from service.schemas import JobOut
@@ -69,8 +69,11 @@ def predict(settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: Idem
                 raise
     with meter.stage("answer"):
         job = jobs.wait_done(prior or job_id, wait, queued_now=prior is None)
+        if job is None:  # a retry's first job, expired since
+            raise unknown_job(prior or job_id)
         # wait=0 is a promise to answer 202, however fast the worker
         return job_response(job, 200 if wait > 0 and job.ended else 202)
+
 
 def default_model(models: ModelRegistry, carried: set[str]) -> ModelRecord | None:
     """The newest model that takes what the request carries (frames -> an RGB model, frames
