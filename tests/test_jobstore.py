@@ -115,10 +115,23 @@ def test_waiters_all_wake_and_the_token_expires(store):
     store.finish(job, "succeeded", result={})
     store.r.hset(keys.job(job).record, "status", "running")  # force the blocking path
     start = time.monotonic()
-    store.wait_done(job, 5)
-    store.wait_done(job, 5)  # a second waiter finds the token put back
+    assert store.wait_done(job, 5).status == "running"  # the record read with the token put back
+    assert store.wait_done(job, 5, queued_now=True).result == {}  # a second waiter finds the token
     assert time.monotonic() - start < 1
     assert 0 < store.r.ttl(keys.job(job).done) <= 120
+
+
+def test_a_wait_answers_the_job_as_it_is(store):
+    job = store.create("predict", {"model": "m"})
+    assert store.wait_done(job, 0).status == "queued"  # no wait: as it is now
+    start = time.monotonic()
+    assert store.wait_done(job, 0.2, queued_now=True).status == "queued"  # no end token: the timeout
+    assert time.monotonic() - start >= 0.2
+    store.claim(job, "w", heartbeat_timeout_s=30)
+    store.finish(job, "succeeded", result={"top_k": []})
+    store.r.delete(keys.job(job).done)
+    assert store.wait_done(job, 5).result == {"top_k": []}  # ended: answered without a token
+    assert store.wait_done("pr_gone", 5) is None
 
 
 def test_predictions_are_queued_with_their_jobs_read_once_in_batches_and_settled(stores):
