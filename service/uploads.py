@@ -125,18 +125,18 @@ def rgb_from_images(files: list[tuple[str | None, bytes]], frames: int, image_si
     with _DECODE_SLOTS:
         if len(files) < 2 or not _DECODE_SLOTS.acquire(blocking=False):
             views = some(range(len(files)))
-            return np.stack([views[i] for i in order])
-        # a slot to spare (the gateway is not busy): the second half on a decoder, so that
-        # one request is decoded on two cores; under load each request keeps to its thread,
-        # since hand-overs between threads cost more CPU than they save
-        half = (len(files) + 1) // 2
-        other = _DECODERS.submit(_releasing, some, range(half, len(files)))
-        try:
-            views = some(range(half))
-        except BaseException:
-            wait([other])  # its work ends before the request does; the earlier bad file is the one named
-            raise
-        views += other.result()  # re-raises the second half's first bad file's 422
+        else:
+            # a slot to spare (the gateway is not busy): the second half on a decoder, so that
+            # one request is decoded on two cores; under load each request keeps to its thread,
+            # since hand-overs between threads cost more CPU than they save
+            half = (len(files) + 1) // 2
+            other = _DECODERS.submit(_releasing, some, range(half, len(files)))
+            try:
+                views = some(range(half))
+            except BaseException:
+                wait([other])  # its work ends before the request does; the earlier bad file is the one named
+                raise
+            views += other.result()  # re-raises the second half's first bad file's 422
     return np.stack([views[i] for i in order])
 
 
