@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks.cpu_use import process_cpu_s
 from fpar_models.data.recordings import moving_square
 from fpar_models.ingest.flow import FLOW_METHODS, FlowEngine, grey
 from fpar_models.ingest.layout import VideoDirs, write_video
@@ -85,12 +85,6 @@ def bench(video: Path, method: str, warp: bool, work: Path, seconds: float) -> d
             "cpu_min_per_video_min": job_cpu / seconds, "wall_min_per_video_min": job_wall / seconds}
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads) so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service(video: Path, methods: list[str], warp: bool, videos: int, workers: int, seconds: float,
             height: int) -> list[dict]:
     """Each method as one ingest job of `videos` copies of the video through a real stack."""
@@ -112,7 +106,7 @@ def service(video: Path, methods: list[str], warp: bool, videos: int, workers: i
         with httpx.Client(base_url=stack.url, timeout=60) as client:
             for method in methods:
                 pids = [p.pid for p in stack.procs.values()]
-                before, wall = sum(_cpu_s(p) for p in pids), time.perf_counter()
+                before, wall = sum(process_cpu_s(p) for p in pids), time.perf_counter()
                 r = client.post("/datasets", json={"name": f"bench-{method}", "source": "incoming/bench",
                                                    "format": "folders", "flow": method, "warp": warp,
                                                    "shorter_side": height})
@@ -121,7 +115,7 @@ def service(video: Path, methods: list[str], warp: bool, videos: int, workers: i
                 while (job := client.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running"):
                     time.sleep(0.05)
                 wall = time.perf_counter() - wall
-                cpu = sum(_cpu_s(p) for p in pids) - before
+                cpu = sum(process_cpu_s(p) for p in pids) - before
                 if job["status"] != "succeeded":
                     raise SystemExit(f"{method}: the ingest job {job['status']}: {job.get('error')}")
                 total = seconds * videos

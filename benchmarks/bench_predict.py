@@ -362,19 +362,25 @@ def run(args, stack: Stack | None) -> dict:
             "service_runtime": served, "best_runtime": best_runtime, "reduced": reduced, **memory}
 
 
+def switch_precision(client: httpx.Client, url: str, model: str, body: tuple[bytes, str], precision: str) -> dict:
+    """The model switched to `precision`, and predicted on until a worker serves it that way
+    (it builds and measures the graph on the first request): how it is served, or {}."""
+    client.patch(f"/models/{model}", json={"inference_precision": precision}).raise_for_status()
+    for _ in range(120):
+        post(url, body)
+        served = next((s for s in client.get(f"/models/{model}").json()["inference"]
+                       if s.get("precision") == precision), {})
+        if served:
+            return served
+        time.sleep(1)
+    return {}
+
+
 def measure_reduced(client: httpx.Client, url: str, model: str, bodies: list, precision: str, raw_model: RawModel,
                     raw: dict, concurrency: int, requests: int, cpu: CpuUse) -> dict:
     """The service with the model switched to an opt-in precision: speed, and its reported cost."""
-    client.patch(f"/models/{model}", json={"inference_precision": precision}).raise_for_status()
     try:
-        served = {}
-        for _ in range(120):  # the worker quantises and measures it on the first request
-            post(url, bodies[0])
-            served = next((s for s in client.get(f"/models/{model}").json()["inference"]
-                           if s.get("precision") == precision), {})
-            if served:
-                break
-            time.sleep(1)
+        served = switch_precision(client, url, model, bodies[0], precision)
         measure_service(url, bodies, 4, 8)  # warm the path
         s = measure_service(url, bodies, concurrency, requests, cpu)
     finally:

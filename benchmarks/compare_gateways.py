@@ -14,7 +14,6 @@ request, the two sides' requests interleaved.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -24,15 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_predict import encoded, measure_service, post, request_files, train_throwaway
-from benchmarks.cpu_use import CpuUse
+from benchmarks.bench_predict import encoded, measure_service, post, request_files, switch_precision, train_throwaway
+from benchmarks.cpu_use import CpuUse, process_cpu_s
 from fpar_models.processes import free_port
 from launcher import Stack, Worker
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def other_gateway(stack: Stack, checkout: Path) -> tuple[subprocess.Popen, str]:
@@ -53,16 +47,6 @@ def other_gateway(stack: Stack, checkout: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the gateway from {checkout} did not start")
 
 
-def use_precision(client: httpx.Client, url: str, model: str, body, precision: str) -> None:
-    client.patch(f"/models/{model}", json={"inference_precision": precision}).raise_for_status()
-    for _ in range(120):  # the worker builds and measures it on the first request
-        post(url, body)
-        if any(s.get("precision") == precision for s in client.get(f"/models/{model}").json()["inference"]):
-            return
-        time.sleep(1)
-    raise SystemExit(f"the worker did not serve {precision}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("other", type=Path, help="another checkout of this project (its own code, this venv)")
@@ -80,8 +64,8 @@ def main() -> None:
         client = httpx.Client(base_url=stack.url, timeout=300)
         model = train_throwaway(client, "synthetic", 16, 112)
         bodies = encoded(model, request_files(None, 8, 16))
-        if args.precision != "fp32":
-            use_precision(client, stack.url, model, bodies[0], args.precision)
+        if args.precision != "fp32" and not switch_precision(client, stack.url, model, bodies[0], args.precision):
+            raise SystemExit(f"the worker did not serve {args.precision}")
         other, other_url = other_gateway(stack, args.other.resolve())
         sides = {"this": (stack.url, stack.procs["gateway"].pid), "other": (other_url, other.pid)}
         for url, _ in sides.values():

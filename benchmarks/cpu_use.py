@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import redis
@@ -77,6 +78,12 @@ class CpuUse:
             fields = [int(x) for x in f.readline().split()[1:]]
         busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal
         return busy / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def per_clip(before: Reading, after: Reading, clips: int) -> dict[str, float]:
