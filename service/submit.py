@@ -28,9 +28,9 @@ def job_response(job: JobRecord, status: int) -> Response:
 
 
 def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options: PredictOptions,
-                       arrays: dict[str, np.ndarray]) -> None:
+                       arrays: dict[str, np.ndarray]) -> JobRecord:
     """Spool the prepared inputs, then write the job into the predict queue (one
-    transaction: no task to send)."""
+    transaction: no task to send); the job as queued."""
     check_queue_room(jobs, settings, JobKind.predict)
     spool = open_frames(settings, jobs.r)
     try:
@@ -39,7 +39,7 @@ def enqueue_prediction(jobs: JobStore, settings: Settings, job_id: str, options:
         raise Problem(503, f"the frames could not be spooled ({e.strerror or e}): try again later",
                       kind="unavailable", headers={"Retry-After": "30"}) from None
     try:
-        jobs.create(JobKind.predict, options.model_dump(exclude_none=True), job_id=job_id)
+        return jobs.create_prediction(options.model_dump(exclude_none=True), job_id)
     except Exception:
         spool.remove(job_id)
         raise

@@ -121,6 +121,16 @@ def test_waiters_all_wake_and_the_token_expires(store):
     assert 0 < store.r.ttl(keys.job(job).done) <= 120
 
 
+def test_a_prediction_is_answered_as_queued_however_fast_its_worker(stores):
+    store, queue = stores.jobs, stores.predictions
+    queue.join()
+    job = store.create_prediction({"model": "m"}, "pr_fast")
+    assert [job_id for _, job_id in queue.read("w", 10, None)] == ["pr_fast"]
+    assert store.claim_many(["pr_fast"], "w", heartbeat_timeout_s=30) == ["ok"]
+    assert (job.id, job.status, job.request) == ("pr_fast", "queued", {"model": "m"})  # as written, not as now
+    assert store.get("pr_fast").status == "running"
+
+
 def test_a_wait_answers_the_job_as_it_is(store):
     job = store.create("predict", {"model": "m"})
     assert store.wait_done(job, 0).status == "queued"  # no wait: as it is now

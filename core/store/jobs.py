@@ -72,6 +72,20 @@ class JobStore:
         experiment a training job belongs to; `after`, the job it waits for (its task is
         sent once that one succeeded: release_waiting). A prediction is queued here too, in
         the same transaction: there is no task to send (its frames are in the spool, core.frames)."""
+        pipe, job_id = self._creation(kind, request, warnings, job_id, experiment, after)
+        pipe.execute()
+        return job_id
+
+    def create_prediction(self, request: dict[str, Any], job_id: str) -> JobRecord:
+        """create() for a prediction, and the job as written, read in the same transaction:
+        a worker may claim it the moment it is queued, and the answer shows it queued."""
+        pipe, _ = self._creation(JobKind.predict, request, None, job_id, None, None)
+        pipe.hgetall(keys.job(job_id).record)
+        return self._record(job_id, pipe.execute()[-1], metrics=False)
+
+    def _creation(self, kind: JobKind, request: dict[str, Any], warnings: list[str] | None, job_id: str | None,
+                  experiment: str | None, after: str | None) -> tuple[redis.client.Pipeline, str]:
+        """The transaction that writes a new job, not yet sent, and the job's id."""
         job_id = job_id or new_id(kind)
         now = time.time()
         key = keys.job(job_id).record
@@ -87,8 +101,7 @@ class JobStore:
             pipe.zadd(keys.WAITING, {job_id: now})
         for index in ("all", f"kind:{kind}", f"status:{JobStatus.queued}", f"{kind}:{JobStatus.queued}"):
             pipe.zadd(keys.index(index), {job_id: now})
-        pipe.execute()
-        return job_id
+        return pipe, job_id
 
     def get(self, job_id: str, *, metrics: bool = True) -> JobRecord | None:
         return self._record(job_id, self.r.hgetall(keys.job(job_id).record), metrics)

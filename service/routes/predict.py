@@ -63,15 +63,16 @@ def predict(settings: SettingsDep, jobs: JobsDep, models: ModelsDep, slots: Idem
                                       settings.predict_ttl_s)
         if prior is None:
             try:
-                enqueue_prediction(jobs, settings, job_id, options, arrays)
+                queued = enqueue_prediction(jobs, settings, job_id, options, arrays)
             except Exception:
                 idempotency.release(slots, JobKind.predict, idempotency_key)
                 raise
+            if wait <= 0:  # a promise to answer 202 with the job queued, however fast the worker
+                return job_response(queued, 202)
     with meter.stage("answer"):
         job = jobs.wait_done(prior or job_id, wait, queued_now=prior is None)
         if job is None:  # a retry's first job, expired since
             raise unknown_job(prior or job_id)
-        # wait=0 is a promise to answer 202, however fast the worker
         return job_response(job, 200 if wait > 0 and job.ended else 202)
 
 
